@@ -1,0 +1,1 @@
+//! The agent that runs inside every sandbox: Python driver host, shell, confined file operations.

@@ -1,0 +1,1 @@
+//! The HTTP API: Azure dynamic-sessions data plane, auth, OpenAPI.

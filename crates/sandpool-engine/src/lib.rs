@@ -1,0 +1,1 @@
+//! Runs pools: drives the pool core with real sandboxes, images and the store.

@@ -1,0 +1,1 @@
+//! gVisor (runsc) isolation backend.

@@ -1,0 +1,1 @@
+//! Reproducible, content-addressed sandbox images built from Debian packages and PyPI.

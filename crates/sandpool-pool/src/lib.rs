@@ -1,0 +1,1 @@
+//! Pool core: ready/allocated/cooldown state machine without IO.

@@ -1,0 +1,1 @@
+//! runc isolation backend (weaker: shared kernel).

@@ -1,0 +1,1 @@
+//! Embedded SQLite state: pools, sessions, executions, keys.
