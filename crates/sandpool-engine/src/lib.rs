@@ -1,1 +1,10 @@
-//! Runs pools: drives the pool core with real sandboxes, images and the store.
+//! Runs pools: keeps ready sandboxes per pool by driving the `sandpool-pool` core with
+//! real sandboxes from an isolation backend, routes identifiers to their sessions,
+//! ends sessions after their cooldown, and records everything in the store.
+//!
+//! The HTTP layer sees only the [`SessionService`] trait and the plain types in
+//! [`service`]; it never touches sandboxes, backends or the database.
+
+pub mod service;
+
+pub use service::*;
