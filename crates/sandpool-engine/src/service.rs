@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use sandpool_pool::Identifier;
-pub use sandpool_proto::{ExecutionError, ExecutionResult, ExecutionStatus, FileEntry, MimeBundle, ShellResult};
+pub use sandpool_proto::{
+    ExecutionError, ExecutionResult, ExecutionStatus, FileEntry, MimeBundle, ShellResult,
+};
 use std::time::{Duration, SystemTime};
 
 /// The kind of sessions a pool hands out (Azure's `containerType`).
@@ -180,13 +182,30 @@ pub trait SessionService: Send + Sync + 'static {
     ) -> Result<ExecutionRecord, EngineError>;
 
     /// A previously started execution. Does not allocate.
-    async fn execution(&self, pool: &str, id: &Identifier, execution_id: &str) -> Result<ExecutionRecord, EngineError>;
+    async fn execution(
+        &self,
+        pool: &str,
+        id: &Identifier,
+        execution_id: &str,
+    ) -> Result<ExecutionRecord, EngineError>;
 
     /// Writes a file under `/mnt/data` (`path` relative to it).
-    async fn write_file(&self, pool: &str, id: &Identifier, path: &str, data: Vec<u8>) -> Result<FileEntry, EngineError>;
+    async fn write_file(
+        &self,
+        pool: &str,
+        id: &Identifier,
+        path: &str,
+        data: Vec<u8>,
+    ) -> Result<FileEntry, EngineError>;
     async fn read_file(&self, pool: &str, id: &Identifier, path: &str) -> Result<Vec<u8>, EngineError>;
     async fn stat_file(&self, pool: &str, id: &Identifier, path: &str) -> Result<FileEntry, EngineError>;
-    async fn list_files(&self, pool: &str, id: &Identifier, dir: &str, recursive: bool) -> Result<Vec<FileEntry>, EngineError>;
+    async fn list_files(
+        &self,
+        pool: &str,
+        id: &Identifier,
+        dir: &str,
+        recursive: bool,
+    ) -> Result<Vec<FileEntry>, EngineError>;
     async fn delete_file(&self, pool: &str, id: &Identifier, path: &str) -> Result<(), EngineError>;
 
     /// A live session. Does not allocate; `SessionNotFound` for unknown identifiers.

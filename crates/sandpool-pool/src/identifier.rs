@@ -27,7 +27,10 @@ impl Identifier {
         if !(4..=128).contains(&len) {
             return Err(IdentifierError::Length(len));
         }
-        if let Some(c) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || PUNCTUATION.contains(*c))) {
+        if let Some(c) = raw
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || PUNCTUATION.contains(*c)))
+        {
             return Err(IdentifierError::Character(c));
         }
         Ok(Identifier(raw.to_owned()))
@@ -50,7 +53,12 @@ mod tests {
 
     #[test]
     fn accepts_uuids_and_the_documented_punctuation() {
-        for ok in ["abcd", "0f8fad5b-d9cb-469f-a165-70867728950e", "a|b-c&d^e%f$g#h(i)j{k}l[m]n;o<p>", &"x".repeat(128)] {
+        for ok in [
+            "abcd",
+            "0f8fad5b-d9cb-469f-a165-70867728950e",
+            "a|b-c&d^e%f$g#h(i)j{k}l[m]n;o<p>",
+            &"x".repeat(128),
+        ] {
             assert!(Identifier::parse(ok).is_ok(), "{ok:?} refused");
         }
     }
@@ -59,7 +67,10 @@ mod tests {
     fn refuses_bad_lengths_and_characters() {
         assert_eq!(Identifier::parse(""), Err(IdentifierError::Missing));
         assert_eq!(Identifier::parse("abc"), Err(IdentifierError::Length(3)));
-        assert_eq!(Identifier::parse(&"x".repeat(129)), Err(IdentifierError::Length(129)));
+        assert_eq!(
+            Identifier::parse(&"x".repeat(129)),
+            Err(IdentifierError::Length(129))
+        );
         assert_eq!(Identifier::parse("ab cd"), Err(IdentifierError::Character(' ')));
         assert_eq!(Identifier::parse("abcd\\"), Err(IdentifierError::Character('\\')));
         assert_eq!(Identifier::parse("abcé"), Err(IdentifierError::Character('é')));

@@ -67,7 +67,13 @@ mod tests {
 
     #[test]
     fn round_trip_through_a_byte_stream() {
-        let req = Envelope { id: 7, body: Request::Execute { code: "1+1".into(), timeout_ms: 5000 } };
+        let req = Envelope {
+            id: 7,
+            body: Request::Execute {
+                code: "1+1".into(),
+                timeout_ms: 5000,
+            },
+        };
         let bytes = encode_frame(&req).unwrap();
         let mut cursor = std::io::Cursor::new(bytes);
         let payload = read_frame(&mut cursor).unwrap().unwrap();
@@ -84,7 +90,11 @@ mod tests {
 
     #[test]
     fn truncated_payload_is_an_error_not_a_clean_end() {
-        let mut bytes = encode_frame(&Envelope { id: 1, body: Request::Health }).unwrap();
+        let mut bytes = encode_frame(&Envelope {
+            id: 1,
+            body: Request::Health,
+        })
+        .unwrap();
         bytes.truncate(bytes.len() - 1);
         assert!(read_frame(&mut std::io::Cursor::new(bytes)).is_err());
     }

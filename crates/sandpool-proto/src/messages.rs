@@ -54,7 +54,10 @@ pub enum Request {
 /// The agent's answer to one [`Request`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
-    Hello { version: u32, agent_version: String },
+    Hello {
+        version: u32,
+        agent_version: String,
+    },
     /// The request succeeded and has nothing to return.
     Done,
     Execution(ExecutionResult),

@@ -71,8 +71,16 @@ impl AgentClient {
 
     /// Checks the protocol version; the first call on every new channel.
     pub async fn hello(&self) -> Result<String, SandboxError> {
-        match self.call(Request::Hello { version: PROTOCOL_VERSION }).await? {
-            Response::Hello { version, agent_version } if version == PROTOCOL_VERSION => Ok(agent_version),
+        match self
+            .call(Request::Hello {
+                version: PROTOCOL_VERSION,
+            })
+            .await?
+        {
+            Response::Hello {
+                version,
+                agent_version,
+            } if version == PROTOCOL_VERSION => Ok(agent_version),
             Response::Hello { version, .. } => Err(SandboxError::Protocol(format!(
                 "agent speaks protocol {version}, host speaks {PROTOCOL_VERSION}"
             ))),
@@ -131,7 +139,11 @@ async fn read_responses(
                 break;
             }
         };
-        let waiter = pending.lock().expect("pending map poisoned").as_mut().and_then(|m| m.remove(&envelope.id));
+        let waiter = pending
+            .lock()
+            .expect("pending map poisoned")
+            .as_mut()
+            .and_then(|m| m.remove(&envelope.id));
         match waiter {
             Some(tx) => {
                 let _ = tx.send(envelope.body);
@@ -182,12 +194,20 @@ mod tests {
                 rt.block_on(w.write_all(&frame)).unwrap();
             }
         });
-        let a = client.call(Request::Shell { command: "a".into(), timeout_ms: 1 });
-        let b = client.call(Request::Shell { command: "b".into(), timeout_ms: 1 });
+        let a = client.call(Request::Shell {
+            command: "a".into(),
+            timeout_ms: 1,
+        });
+        let b = client.call(Request::Shell {
+            command: "b".into(),
+            timeout_ms: 1,
+        });
         let (a, b) = tokio::join!(a, b);
         agent.await.unwrap();
         match (a.unwrap(), b.unwrap()) {
-            (Response::Shell(a), Response::Shell(b)) => assert_eq!((a.stdout.as_str(), b.stdout.as_str()), ("a", "b")),
+            (Response::Shell(a), Response::Shell(b)) => {
+                assert_eq!((a.stdout.as_str(), b.stdout.as_str()), ("a", "b"))
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -200,13 +220,23 @@ mod tests {
         drop(agent_side);
         client.closed().await;
         assert!(client.is_closed());
-        assert!(matches!(client.call(Request::Health).await, Err(SandboxError::AgentGone)));
+        assert!(matches!(
+            client.call(Request::Health).await,
+            Err(SandboxError::AgentGone)
+        ));
     }
 
     #[test]
     fn sync_codec_interoperates() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &Envelope { id: 3, body: Response::Done }).unwrap();
+        write_frame(
+            &mut buf,
+            &Envelope {
+                id: 3,
+                body: Response::Done,
+            },
+        )
+        .unwrap();
         let p = read_frame(&mut std::io::Cursor::new(buf)).unwrap().unwrap();
         assert_eq!(decode::<Envelope<Response>>(&p).unwrap().body, Response::Done);
     }

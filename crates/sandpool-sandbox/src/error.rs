@@ -6,7 +6,11 @@ use sandpool_proto::{AgentError, FrameError};
 pub enum SandboxError {
     /// The runtime (runsc, runc) refused or failed; `message` carries its stderr tail.
     #[error("{runtime} failed to {action}: {message}")]
-    Runtime { runtime: &'static str, action: String, message: String },
+    Runtime {
+        runtime: &'static str,
+        action: String,
+        message: String,
+    },
     /// The agent channel closed: the sandbox exited or was killed.
     #[error("the sandbox is gone (agent channel closed)")]
     AgentGone,
@@ -20,7 +24,10 @@ pub enum SandboxError {
     Timeout(std::time::Duration, &'static str),
     /// This backend cannot do what was asked (e.g. checkpoint under runc).
     #[error("not supported by the {backend} backend: {what}")]
-    Unsupported { backend: &'static str, what: &'static str },
+    Unsupported {
+        backend: &'static str,
+        what: &'static str,
+    },
     #[error("invalid sandbox spec: {0}")]
     InvalidSpec(String),
     #[error("sandbox IO: {0}")]
