@@ -5,6 +5,9 @@
 //! The HTTP layer sees only the [`SessionService`] trait and the plain types in
 //! [`service`]; it never touches sandboxes, backends or the database.
 
+mod agent_ops;
+pub mod clock;
 pub mod service;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use service::*;

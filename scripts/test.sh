@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, unit, integration (real gVisor and runc
+# sandboxes, real images), adversarial and client acceptance tests. Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup-host.sh
+./scripts/python-test-env.sh
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== building the service and agent"
+cargo build --workspace --bins
+echo "== cargo test"
+cargo test --workspace -- --test-threads=2
