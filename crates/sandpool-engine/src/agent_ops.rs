@@ -28,16 +28,30 @@ fn protocol(expected: &str, got: &Response) -> EngineError {
     EngineError::Internal(unexpected_response(expected, got).to_string())
 }
 
-pub async fn execute_python(agent: &AgentClient, code: String, timeout: Duration) -> Result<ExecutionResult, EngineError> {
-    let req = Request::Execute { code, timeout_ms: timeout.as_millis() as u64 };
+pub async fn execute_python(
+    agent: &AgentClient,
+    code: String,
+    timeout: Duration,
+) -> Result<ExecutionResult, EngineError> {
+    let req = Request::Execute {
+        code,
+        timeout_ms: timeout.as_millis() as u64,
+    };
     match agent.call(req).await.map_err(|e| engine_error(e, ""))? {
         Response::Execution(r) => Ok(r),
         other => Err(protocol("Execution", &other)),
     }
 }
 
-pub async fn run_shell(agent: &AgentClient, command: String, timeout: Duration) -> Result<ShellResult, EngineError> {
-    let req = Request::Shell { command, timeout_ms: timeout.as_millis() as u64 };
+pub async fn run_shell(
+    agent: &AgentClient,
+    command: String,
+    timeout: Duration,
+) -> Result<ShellResult, EngineError> {
+    let req = Request::Shell {
+        command,
+        timeout_ms: timeout.as_millis() as u64,
+    };
     match agent.call(req).await.map_err(|e| engine_error(e, ""))? {
         Response::Shell(r) => Ok(r),
         other => Err(protocol("Shell", &other)),
@@ -56,8 +70,17 @@ pub async fn write_file(agent: &AgentClient, path: &str, data: Vec<u8>) -> Resul
     stat_file(agent, path).await
 }
 
-async fn write_chunk(agent: &AgentClient, path: &str, data: Vec<u8>, append: bool) -> Result<(), EngineError> {
-    let req = Request::WriteFile { path: path.to_owned(), data, append };
+async fn write_chunk(
+    agent: &AgentClient,
+    path: &str,
+    data: Vec<u8>,
+    append: bool,
+) -> Result<(), EngineError> {
+    let req = Request::WriteFile {
+        path: path.to_owned(),
+        data,
+        append,
+    };
     match agent.call(req).await.map_err(|e| engine_error(e, path))? {
         Response::Done => Ok(()),
         other => Err(protocol("Done", &other)),
@@ -68,12 +91,19 @@ async fn write_chunk(agent: &AgentClient, path: &str, data: Vec<u8>, append: boo
 pub async fn read_file(agent: &AgentClient, path: &str, limit: u64) -> Result<Vec<u8>, EngineError> {
     let mut out = Vec::new();
     loop {
-        let req = Request::ReadFile { path: path.to_owned(), offset: out.len() as u64, len: CHUNK_BYTES as u32 };
+        let req = Request::ReadFile {
+            path: path.to_owned(),
+            offset: out.len() as u64,
+            len: CHUNK_BYTES as u32,
+        };
         match agent.call(req).await.map_err(|e| engine_error(e, path))? {
             Response::FileChunk { data, eof } => {
                 out.extend_from_slice(&data);
                 if out.len() as u64 > limit {
-                    return Err(EngineError::TooLarge { size: out.len() as u64, limit });
+                    return Err(EngineError::TooLarge {
+                        size: out.len() as u64,
+                        limit,
+                    });
                 }
                 if eof || data.is_empty() {
                     return Ok(out);
@@ -85,14 +115,27 @@ pub async fn read_file(agent: &AgentClient, path: &str, limit: u64) -> Result<Ve
 }
 
 pub async fn stat_file(agent: &AgentClient, path: &str) -> Result<FileEntry, EngineError> {
-    match agent.call(Request::StatFile { path: path.to_owned() }).await.map_err(|e| engine_error(e, path))? {
+    match agent
+        .call(Request::StatFile {
+            path: path.to_owned(),
+        })
+        .await
+        .map_err(|e| engine_error(e, path))?
+    {
         Response::File(f) => Ok(f),
         other => Err(protocol("File", &other)),
     }
 }
 
-pub async fn list_files(agent: &AgentClient, dir: &str, recursive: bool) -> Result<Vec<FileEntry>, EngineError> {
-    let req = Request::ListFiles { path: dir.to_owned(), recursive };
+pub async fn list_files(
+    agent: &AgentClient,
+    dir: &str,
+    recursive: bool,
+) -> Result<Vec<FileEntry>, EngineError> {
+    let req = Request::ListFiles {
+        path: dir.to_owned(),
+        recursive,
+    };
     match agent.call(req).await.map_err(|e| engine_error(e, dir))? {
         Response::Files(f) => Ok(f),
         other => Err(protocol("Files", &other)),
@@ -100,7 +143,13 @@ pub async fn list_files(agent: &AgentClient, dir: &str, recursive: bool) -> Resu
 }
 
 pub async fn delete_file(agent: &AgentClient, path: &str) -> Result<(), EngineError> {
-    match agent.call(Request::DeleteFile { path: path.to_owned() }).await.map_err(|e| engine_error(e, path))? {
+    match agent
+        .call(Request::DeleteFile {
+            path: path.to_owned(),
+        })
+        .await
+        .map_err(|e| engine_error(e, path))?
+    {
         Response::Done => Ok(()),
         other => Err(protocol("Done", &other)),
     }

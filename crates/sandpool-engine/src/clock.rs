@@ -32,7 +32,12 @@ pub struct ManualClock {
 
 impl Default for ManualClock {
     fn default() -> Self {
-        ManualClock { state: Mutex::new((Instant::now(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))) }
+        ManualClock {
+            state: Mutex::new((
+                Instant::now(),
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            )),
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 
 mod agent_ops;
 pub mod clock;
+mod pool_spec;
 pub mod service;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use pool_spec::PoolSpec;
 pub use service::*;
