@@ -1,7 +1,7 @@
 //! What the engine offers the HTTP layer: session-addressed operations on pools.
 
 use async_trait::async_trait;
-use sandpool_pool::Identifier;
+pub use sandpool_pool::{EndReason, Identifier};
 pub use sandpool_proto::{
     ExecutionError, ExecutionResult, ExecutionStatus, FileEntry, MimeBundle, ShellResult,
 };
@@ -33,36 +33,6 @@ pub enum SessionState {
     Allocated,
     Deleting,
     Ended,
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    Cooldown,
-    MaxAlive,
-    Stopped,
-    Deleted,
-    Oom,
-    Crashed,
-    LivenessFailed,
-    PoolDeleted,
-    ServerRestart,
-}
-
-impl EndReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Cooldown => "cooldown",
-            EndReason::MaxAlive => "max-alive",
-            EndReason::Stopped => "stopped",
-            EndReason::Deleted => "deleted",
-            EndReason::Oom => "oom",
-            EndReason::Crashed => "crashed",
-            EndReason::LivenessFailed => "liveness-failed",
-            EndReason::PoolDeleted => "pool-deleted",
-            EndReason::ServerRestart => "server-restart",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
