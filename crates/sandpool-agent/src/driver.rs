@@ -1,0 +1,228 @@
+//! One Python driver process: spawned with its request pipe on fd 3 and its response pipe on
+//! fd 4, in its own process group; a reader thread turns its frames into events.
+
+use crate::processes::{signal_group, Processes};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How to start the driver.
+#[derive(Debug, Clone)]
+pub struct DriverCommand {
+    pub python: PathBuf,
+    pub driver: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+/// A request to the driver (a msgpack map tagged by `op`).
+#[derive(Debug, Serialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum DriverRequest<'a> {
+    Execute {
+        code: &'a str,
+    },
+    Reseed {
+        #[serde(with = "serde_bytes")]
+        seed: &'a [u8],
+    },
+    Warm {
+        modules: &'a [String],
+    },
+}
+
+/// The driver's answer; which fields are set depends on the request.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DriverReply {
+    /// For execute: `ok`, `error` or `interrupted`.
+    pub status: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub result: Option<sandpool_proto::MimeBundle>,
+    pub displays: Vec<sandpool_proto::MimeBundle>,
+    pub error: Option<DriverError>,
+    pub duration_ms: u64,
+    /// For other ops: whether it worked, and why not.
+    pub ok: Option<bool>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DriverError {
+    pub ename: String,
+    pub evalue: String,
+    pub traceback: Vec<String>,
+}
+
+/// What the reader thread reports.
+pub enum DriverEvent {
+    /// The driver finished starting up.
+    Ready,
+    Reply(Vec<u8>),
+}
+
+/// Liveness shared with the reader thread, readable without any lock.
+#[derive(Default)]
+pub struct DriverStatus {
+    pub ready: AtomicBool,
+    pub exited: AtomicBool,
+}
+
+/// A running driver process.
+pub struct DriverProcess {
+    child: Child,
+    to_driver: File,
+    events: Receiver<DriverEvent>,
+    pub status: Arc<DriverStatus>,
+    /// Set by the supervisor once it has consumed [`DriverEvent::Ready`].
+    pub started: bool,
+    processes: Arc<Processes>,
+    /// How the process ended, once it has been reaped.
+    ended: Option<String>,
+}
+
+impl DriverProcess {
+    /// Starts the driver; it becomes ready asynchronously (see [`DriverEvent::Ready`]).
+    pub fn spawn(command: &DriverCommand, processes: &Arc<Processes>) -> std::io::Result<DriverProcess> {
+        let (req_read, req_write) = pipe()?;
+        let (resp_read, resp_write) = pipe()?;
+        let (req_fd, resp_fd) = (req_read.as_raw_fd(), resp_write.as_raw_fd());
+        let mut cmd = Command::new(&command.python);
+        cmd.arg(&command.driver)
+            .current_dir(&command.data_dir)
+            .stdin(Stdio::null())
+            .process_group(0);
+        // SAFETY: only async-signal-safe fcntl/dup2 between fork and exec. Both ends are first
+        // copied above fd 10 so that placing them on 3 and 4 cannot clobber each other, and
+        // dup2 onto a different fd clears close-on-exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let a = libc::fcntl(req_fd, libc::F_DUPFD, 10);
+                let b = libc::fcntl(resp_fd, libc::F_DUPFD, 10);
+                if a < 0 || b < 0 || libc::dup2(a, 3) < 0 || libc::dup2(b, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(a);
+                libc::close(b);
+                Ok(())
+            });
+        }
+        let child = processes.spawn(&mut cmd)?;
+        drop((req_read, resp_write));
+        let status = Arc::new(DriverStatus::default());
+        let (tx, events) = mpsc::channel();
+        let reader_status = Arc::clone(&status);
+        let mut from_driver = File::from(resp_read);
+        std::thread::Builder::new()
+            .name("driver-reader".into())
+            .spawn(move || {
+                loop {
+                    match sandpool_proto::read_frame(&mut from_driver) {
+                        Ok(Some(payload)) => {
+                            let event = if reader_status.ready.swap(true, Ordering::SeqCst) {
+                                DriverEvent::Reply(payload)
+                            } else {
+                                DriverEvent::Ready
+                            };
+                            if tx.send(event).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "bad frame from the Python driver");
+                            break;
+                        }
+                    }
+                }
+                reader_status.exited.store(true, Ordering::SeqCst);
+            })?;
+        Ok(DriverProcess {
+            child,
+            to_driver: File::from(req_write),
+            events,
+            status,
+            started: false,
+            processes: Arc::clone(processes),
+            ended: None,
+        })
+    }
+
+    pub fn send(&mut self, request: &DriverRequest<'_>) -> std::io::Result<()> {
+        let frame = sandpool_proto::encode_frame(request).map_err(std::io::Error::other)?;
+        self.to_driver.write_all(&frame)
+    }
+
+    pub fn recv(&self, timeout: Duration) -> Result<DriverEvent, RecvTimeoutError> {
+        self.events.recv_timeout(timeout)
+    }
+
+    /// True when the process is known to have exited (or closed its channel).
+    pub fn has_exited(&mut self) -> bool {
+        self.status.exited.load(Ordering::SeqCst) || matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Signals the driver's whole process group (the driver and what it started).
+    pub fn signal(&self, signal: libc::c_int) {
+        signal_group(self.child.id() as i32, signal);
+    }
+
+    /// SIGKILLs the process group and reaps the driver; returns how it ended.
+    pub fn kill(mut self) -> String {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> String {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
+        let pid = self.child.id() as i32;
+        signal_group(pid, libc::SIGKILL);
+        let how = match self.child.wait() {
+            Ok(s) => describe_exit(s),
+            Err(e) => format!("unknown ({e})"),
+        };
+        self.processes.release(pid);
+        self.ended = Some(how.clone());
+        how
+    }
+}
+
+impl Drop for DriverProcess {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(libc::SIGKILL)) => "SIGKILL (possibly out of memory)".into(),
+        (None, Some(sig)) => format!("signal {sig}"),
+        _ => "unknown".into(),
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors we then own exclusively.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])))
+    }
+}
+
+/// How long a signal may take to interrupt a cell before the driver is killed.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);

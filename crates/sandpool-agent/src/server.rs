@@ -1,0 +1,188 @@
+//! The request loop: reads frames from the host, runs each request on its own thread and
+//! writes exactly one response per request under a single writer lock.
+
+use crate::config::{Config, Kind};
+use crate::driver::DriverCommand;
+use crate::files::DataDir;
+use crate::processes::Processes;
+use crate::supervisor::Supervisor;
+use crate::{shell, stats, AgentError};
+use sandpool_proto::{
+    decode, read_frame, write_frame, DriverState, Envelope, ErrorKind, FrameError, Health, Request, Response,
+    PROTOCOL_VERSION,
+};
+use std::io::{BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Shared by every request thread.
+struct Agent {
+    data_dir: DataDir,
+    config: Config,
+    processes: Arc<Processes>,
+    supervisor: Option<Supervisor>,
+    started: Instant,
+}
+
+/// Serves requests from `input`, answering on `output`, until `input` ends; then kills the
+/// driver and every process the agent started.
+pub fn serve(
+    input: impl Read,
+    output: impl Write + Send + 'static,
+    config: Config,
+) -> Result<(), AgentError> {
+    let processes = Arc::new(Processes::default());
+    processes.start_reaper();
+    let supervisor = (config.kind == Kind::Python).then(|| {
+        Supervisor::start(
+            DriverCommand {
+                python: config.python.clone(),
+                driver: config.driver.clone(),
+                data_dir: config.data_dir.clone(),
+            },
+            Arc::clone(&processes),
+        )
+    });
+    let agent = Arc::new(Agent {
+        data_dir: DataDir::new(config.data_dir.clone()),
+        config,
+        processes,
+        supervisor,
+        started: Instant::now(),
+    });
+    let writer: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(Box::new(output)));
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let outcome = loop {
+        let payload = match read_frame(&mut input) {
+            Ok(Some(payload)) => payload,
+            Ok(None) => break Ok(()),
+            Err(FrameError::TooLarge(len)) => {
+                tracing::warn!(bytes = len, "oversized request frame skipped");
+                let skipped = std::io::copy(&mut (&mut input).take(len as u64), &mut std::io::sink());
+                if !matches!(skipped, Ok(n) if n == len as u64) {
+                    break Ok(());
+                }
+                continue;
+            }
+            Err(FrameError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::warn!("channel closed in the middle of a frame");
+                break Ok(());
+            }
+            Err(e) => break Err(AgentError::Frame(e)),
+        };
+        match decode::<Envelope<Request>>(&payload) {
+            Ok(Envelope { id, body }) => dispatch(&agent, &writer, id, body),
+            Err(e) => match decode::<Envelope<serde::de::IgnoredAny>>(&payload) {
+                Ok(Envelope { id, .. }) => respond(
+                    &writer,
+                    id,
+                    error(ErrorKind::BadRequest, format!("malformed request: {e}")),
+                ),
+                Err(_) => tracing::warn!(error = %e, "undecodable frame without an id ignored"),
+            },
+        }
+    };
+    agent.processes.kill_all();
+    outcome
+}
+
+/// Answers cheap requests inline; everything else gets its own thread.
+fn dispatch(agent: &Arc<Agent>, writer: &Arc<Mutex<Box<dyn Write + Send>>>, id: u64, request: Request) {
+    if matches!(request, Request::Hello { .. } | Request::Health) {
+        respond(writer, id, handle(agent, request));
+        return;
+    }
+    let (agent, writer) = (Arc::clone(agent), Arc::clone(writer));
+    let spawned = std::thread::Builder::new()
+        .name(format!("request-{id}"))
+        .spawn(move || respond(&writer, id, handle(&agent, request)));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start a request thread");
+    }
+}
+
+fn respond(writer: &Mutex<Box<dyn Write + Send>>, id: u64, body: Response) {
+    let mut w = writer.lock().expect("writer lock poisoned");
+    if let Err(e) = write_frame(&mut *w, &Envelope { id, body }) {
+        tracing::warn!(id, error = %e, "cannot send a response");
+    }
+}
+
+fn handle(agent: &Agent, request: Request) -> Response {
+    match request {
+        Request::Hello { version } => {
+            if version != PROTOCOL_VERSION {
+                tracing::warn!(
+                    host = version,
+                    agent = PROTOCOL_VERSION,
+                    "protocol version mismatch"
+                );
+            }
+            Response::Hello {
+                version: PROTOCOL_VERSION,
+                agent_version: env!("CARGO_PKG_VERSION").into(),
+            }
+        }
+        Request::Health => Response::Health(Health {
+            driver: agent
+                .supervisor
+                .as_ref()
+                .map_or(DriverState::Absent, Supervisor::health),
+            uptime_ms: agent.started.elapsed().as_millis() as u64,
+        }),
+        Request::Stats => Response::Stats(stats::collect(&agent.config.data_dir)),
+        Request::Execute { code, timeout_ms } => python(agent)
+            .and_then(|s| s.execute(&code, positive(timeout_ms)?))
+            .map_or_else(Response::Error, Response::Execution),
+        Request::Reseed { seed } => match &agent.supervisor {
+            None => Response::Done,
+            Some(s) => s.reseed(&seed).map_or_else(Response::Error, |()| Response::Done),
+        },
+        Request::Warm { modules } => match (&agent.supervisor, modules.is_empty()) {
+            (_, true) => Response::Done,
+            (None, false) => error(ErrorKind::Unsupported, "this sandbox has no Python driver".into()),
+            (Some(s), false) => s.warm(&modules).map_or_else(Response::Error, |()| Response::Done),
+        },
+        Request::Shell { command, timeout_ms } => positive(timeout_ms)
+            .and_then(|t| shell::run(&agent.processes, &agent.config.data_dir, &command, t))
+            .unwrap_or_else(Response::Error),
+        Request::WriteFile { path, data, append } => agent
+            .data_dir
+            .write(&path, &data, append)
+            .unwrap_or_else(Response::Error),
+        Request::ReadFile { path, offset, len } => agent
+            .data_dir
+            .read(&path, offset, len)
+            .unwrap_or_else(Response::Error),
+        Request::ListFiles { path, recursive } => agent
+            .data_dir
+            .list(&path, recursive)
+            .unwrap_or_else(Response::Error),
+        Request::StatFile { path } => agent.data_dir.stat(&path).unwrap_or_else(Response::Error),
+        Request::DeleteFile { path } => agent.data_dir.delete(&path).unwrap_or_else(Response::Error),
+    }
+}
+
+fn python(agent: &Agent) -> Result<&Supervisor, sandpool_proto::AgentError> {
+    agent
+        .supervisor
+        .as_ref()
+        .ok_or_else(|| sandpool_proto::AgentError {
+            kind: ErrorKind::Unsupported,
+            message: "this sandbox has no Python driver".into(),
+        })
+}
+
+fn positive(timeout_ms: u64) -> Result<Duration, sandpool_proto::AgentError> {
+    if timeout_ms == 0 {
+        return Err(sandpool_proto::AgentError {
+            kind: ErrorKind::BadRequest,
+            message: "timeout_ms must be positive".into(),
+        });
+    }
+    Ok(Duration::from_millis(timeout_ms))
+}
+
+fn error(kind: ErrorKind, message: String) -> Response {
+    Response::Error(sandpool_proto::AgentError { kind, message })
+}

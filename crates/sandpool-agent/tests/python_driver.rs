@@ -1,0 +1,215 @@
+//! The agent with the real IPython driver: results, state, output capture, errors, plots,
+//! timeouts, crashes and reseeding.
+
+mod common;
+
+use common::{text, Agent};
+use sandpool_proto::{DriverState, ErrorKind, ExecutionStatus, Request, Response};
+use std::time::{Duration, Instant};
+
+#[test]
+fn cells_return_results_keep_state_and_capture_output() {
+    let agent = Agent::python();
+    let r = agent.execute("1+1", 30_000);
+    assert_eq!((r.status, text(&r)), (ExecutionStatus::Ok, "2"));
+    assert!(!r.state_lost);
+
+    agent.execute("x = 20", 30_000);
+    assert_eq!(text(&agent.execute("x + 1", 30_000)), "21");
+
+    let r = agent.execute(
+        "print('hello'); import sys; print('oops', file=sys.stderr)",
+        30_000,
+    );
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("hello\n", "oops\n"));
+    assert!(r.result.is_none());
+
+    let r = agent.execute("import os; os.getcwd()", 30_000);
+    let cwd = agent.data.path().canonicalize().unwrap();
+    assert_eq!(text(&r), format!("{:?}", cwd.to_str().unwrap()).replace('"', "'"));
+
+    let r = agent.execute(
+        "from IPython.display import display, HTML\ndisplay(HTML('<b>hi</b>'))",
+        30_000,
+    );
+    assert_eq!(r.displays.len(), 1, "{r:?}");
+    assert_eq!(r.displays[0]["text/html"], "<b>hi</b>");
+}
+
+#[test]
+fn exceptions_come_back_as_structured_errors() {
+    let agent = Agent::python();
+    let r = agent.execute("def f():\n    raise ValueError('bad value')\nf()", 30_000);
+    assert_eq!(r.status, ExecutionStatus::Error);
+    let e = r.error.expect("error details");
+    assert_eq!((e.ename.as_str(), e.evalue.as_str()), ("ValueError", "bad value"));
+    assert!(
+        e.traceback.iter().any(|l| l.contains("raise ValueError")),
+        "{:?}",
+        e.traceback
+    );
+    assert!(
+        e.traceback.iter().all(|l| !l.contains('\x1b')),
+        "ANSI left in {:?}",
+        e.traceback
+    );
+
+    let r = agent.execute("def broken(:", 30_000);
+    assert_eq!(r.error.unwrap().ename, "SyntaxError");
+    // The shell is still usable afterwards.
+    assert_eq!(text(&agent.execute("3*3", 30_000)), "9");
+}
+
+#[test]
+fn magics_shell_escapes_and_fd_level_output_are_captured() {
+    let agent = Agent::python();
+    let r = agent.execute(
+        "import os\nn = os.write(1, b'junk-on-fd1\\n')\nos.write(2, b'fd2\\n')",
+        30_000,
+    );
+    assert_eq!(r.stdout, "junk-on-fd1\n");
+    assert_eq!(r.stderr, "fd2\n");
+    // The channel survived the stray writes.
+    assert_eq!(text(&agent.execute("40+2", 30_000)), "42");
+
+    let r = agent.execute("!echo from-a-subprocess; echo err-side >&2", 30_000);
+    assert_eq!(r.status, ExecutionStatus::Ok, "{r:?}");
+    assert!(r.stdout.contains("from-a-subprocess"), "{r:?}");
+    assert!(r.stderr.contains("err-side"), "{r:?}");
+
+    let r = agent.execute("%time sum(range(10))", 30_000);
+    assert_eq!(text(&r), "45");
+
+    let r = agent.execute("import ctypes\nctypes.CDLL(None).printf(b'from C\\n')", 30_000);
+    assert!(r.stdout.contains("from C"), "{r:?}");
+}
+
+#[test]
+fn matplotlib_figures_come_back_as_png() {
+    let agent = Agent::python();
+    let r = agent.execute(
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('t')",
+        60_000,
+    );
+    assert_eq!(r.status, ExecutionStatus::Ok, "{r:?}");
+    let pngs: Vec<_> = r.displays.iter().filter_map(|d| d.get("image/png")).collect();
+    assert_eq!(pngs.len(), 1, "{r:?}");
+    assert!(
+        pngs[0].starts_with("iVBORw0KGgo"),
+        "not base64 PNG: {}",
+        &pngs[0][..20]
+    );
+
+    let r = agent.execute(
+        "%matplotlib inline\nfig, ax = plt.subplots()\nax.bar([1, 2], [3, 4])\nplt.show()",
+        60_000,
+    );
+    assert_eq!(r.status, ExecutionStatus::Ok, "{r:?}");
+    assert_eq!(
+        r.displays.iter().filter(|d| d.contains_key("image/png")).count(),
+        1,
+        "{r:?}"
+    );
+    // Shown figures are closed: the next cell has none.
+    assert!(agent.execute("1", 30_000).displays.is_empty());
+}
+
+#[test]
+fn a_timed_out_cell_is_interrupted_and_state_survives() {
+    let agent = Agent::python();
+    agent.execute("kept = 'still here'", 30_000);
+    let started = Instant::now();
+    let r = agent.execute("while True: pass", 2_000);
+    assert_eq!(r.status, ExecutionStatus::Timeout, "{r:?}");
+    assert!(!r.state_lost);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(r.error.unwrap().ename, "KeyboardInterrupt");
+    assert_eq!(text(&agent.execute("kept", 30_000)), "'still here'");
+}
+
+#[test]
+fn a_cell_that_ignores_interrupts_is_killed_and_the_driver_restarted() {
+    let agent = Agent::python();
+    agent.execute("lost = 1", 30_000);
+    let r = agent.execute(
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass",
+        1_000,
+    );
+    assert_eq!(r.status, ExecutionStatus::Timeout, "{r:?}");
+    assert!(r.state_lost);
+    let r = agent.execute("1+1", 60_000);
+    assert_eq!((r.status, text(&r)), (ExecutionStatus::Ok, "2"));
+    let r = agent.execute("lost", 30_000);
+    assert_eq!(r.error.unwrap().ename, "NameError");
+}
+
+#[test]
+fn a_driver_that_dies_mid_cell_is_reported_and_replaced() {
+    let agent = Agent::python();
+    let r = agent.execute("import os; os._exit(3)", 30_000);
+    assert_eq!(r.status, ExecutionStatus::Error, "{r:?}");
+    assert!(r.state_lost);
+    let e = r.error.unwrap();
+    assert!(e.evalue.contains("exit code 3"), "{e:?}");
+    assert_eq!(text(&agent.execute("'alive'", 60_000)), "'alive'");
+}
+
+#[test]
+fn reseed_changes_the_random_sequence() {
+    let agent = Agent::python();
+    let seed = |s: &[u8]| agent.call(Request::Reseed { seed: s.to_vec() });
+    assert_eq!(seed(b"one"), Response::Done);
+    let a = text(&agent.execute("import random; random.random()", 30_000)).to_owned();
+    assert_eq!(seed(b"two"), Response::Done);
+    let b = text(&agent.execute("random.random()", 30_000)).to_owned();
+    assert_eq!(seed(b"one"), Response::Done);
+    let a_again = text(&agent.execute("random.random()", 30_000)).to_owned();
+    assert_ne!(a, b);
+    assert_eq!(a, a_again);
+}
+
+#[test]
+fn warm_imports_modules_and_reports_missing_ones() {
+    let agent = Agent::python();
+    let warm = |m: &[&str]| {
+        agent.call(Request::Warm {
+            modules: m.iter().map(|s| s.to_string()).collect(),
+        })
+    };
+    assert_eq!(warm(&["json", "matplotlib"]), Response::Done);
+    assert_eq!(
+        text(&agent.execute("import sys; 'matplotlib.pyplot' in sys.modules", 30_000)),
+        "True"
+    );
+    match warm(&["no_such_module_xyz"]) {
+        Response::Error(e) => assert_eq!(e.kind, ErrorKind::NotFound),
+        other => panic!("unexpected {other:?}"),
+    }
+    match agent.call(Request::Health) {
+        Response::Health(h) => assert_eq!(h.driver, DriverState::Ready),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Prints the host round-trip time of `print(1)` through agent and driver (not asserted).
+#[test]
+fn round_trip_latency_report() {
+    let agent = Agent::python();
+    agent.execute("print(1)", 30_000);
+    let mut samples: Vec<Duration> = (0..500)
+        .map(|_| {
+            let t = Instant::now();
+            let r = agent.execute("print(1)", 30_000);
+            assert_eq!(r.stdout, "1\n");
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "print(1) round trip through agent+driver over {} runs: p50 {:?}, p99 {:?}",
+        samples.len(),
+        p(0.50),
+        p(0.99)
+    );
+}
