@@ -7,9 +7,16 @@
 
 mod agent_ops;
 pub mod clock;
+mod engine;
+mod factory;
 mod pool_spec;
+mod prepare;
+mod recorder;
+mod runner;
 pub mod service;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Engine, EngineConfig};
 pub use pool_spec::PoolSpec;
+pub use sandpool_pool::Counts;
 pub use service::*;

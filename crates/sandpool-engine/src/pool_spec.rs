@@ -24,6 +24,8 @@ pub struct PoolSpec {
     pub max_execution_timeout: Duration,
     /// How long a request for a new identifier waits when no sandbox is ready.
     pub allocation_timeout: Duration,
+    /// Isolation backend by name (`gvisor`, `runc`); `None` is the engine's default.
+    pub backend: Option<String>,
 }
 
 impl PoolSpec {
@@ -40,6 +42,7 @@ impl PoolSpec {
             max_upload_bytes: 128 << 20,
             max_execution_timeout: Duration::from_secs(220),
             allocation_timeout: Duration::from_secs(60),
+            backend: None,
         }
     }
 

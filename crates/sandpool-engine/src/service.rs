@@ -64,7 +64,7 @@ pub enum ExecutionState {
 }
 
 /// The output of a finished execution.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ExecutionOutput {
     Python(ExecutionResult),
     Shell(ShellResult),

@@ -1,0 +1,366 @@
+//! One running pool: the pool core behind a lock, the sandboxes of its started slots,
+//! the requests waiting for a session, and the translation of core actions into tasks.
+
+use crate::clock::Clock;
+use crate::factory::SandboxFactory;
+use crate::recorder::{Record, Recorder};
+use crate::service::{EngineError, SessionInfo, SessionState};
+use crate::PoolSpec;
+use sandpool_pool::{
+    Acquire, Action, AllocateMode, EndReason, Identifier, Millis, PoolConfig, PoolCore, PoolError,
+    SessionPhase, SlotId,
+};
+use sandpool_sandbox::{ExitReason, Sandbox};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{oneshot, Notify};
+
+type Waiter = oneshot::Sender<Result<SlotId, PoolError>>;
+
+pub(crate) struct State {
+    pub(crate) core: PoolCore,
+    pub(crate) sandboxes: HashMap<SlotId, Arc<dyn Sandbox>>,
+    waiters: HashMap<Identifier, Vec<Waiter>>,
+}
+
+pub(crate) struct PoolRunner {
+    pub(crate) spec: PoolSpec,
+    pub(crate) factory: SandboxFactory,
+    clock: Arc<dyn Clock>,
+    recorder: Recorder,
+    state: Mutex<State>,
+    /// Wakes the ticker when the next deadline may have moved.
+    pub(crate) wake: Notify,
+    origin: Instant,
+    wall_origin: SystemTime,
+}
+
+/// A session held for the duration of one request: its cooldown does not run while
+/// any lease is alive. Dropping the lease releases it.
+pub(crate) struct Lease {
+    runner: Arc<PoolRunner>,
+    identifier: Identifier,
+    slot: SlotId,
+    pub(crate) sandbox: Arc<dyn Sandbox>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let now = self.runner.millis();
+        self.runner.lock().core.release(&self.identifier, self.slot, now);
+        self.runner.wake.notify_one();
+    }
+}
+
+pub(crate) fn core_config(spec: &PoolSpec) -> PoolConfig {
+    PoolConfig::new(
+        spec.ready_instances,
+        spec.max_concurrent,
+        spec.cooldown,
+        spec.allocation_timeout,
+    )
+}
+
+impl PoolRunner {
+    pub(crate) fn start(
+        spec: PoolSpec,
+        factory: SandboxFactory,
+        clock: Arc<dyn Clock>,
+        recorder: Recorder,
+    ) -> Arc<PoolRunner> {
+        let origin = clock.now();
+        let wall_origin = clock.wall();
+        let outcome = PoolCore::new(core_config(&spec), Millis(0));
+        let runner = Arc::new(PoolRunner {
+            spec,
+            factory,
+            clock,
+            recorder,
+            state: Mutex::new(State {
+                core: outcome.value,
+                sandboxes: HashMap::new(),
+                waiters: HashMap::new(),
+            }),
+            wake: Notify::new(),
+            origin,
+            wall_origin,
+        });
+        {
+            let mut st = runner.lock();
+            runner.apply(&mut st, outcome.actions);
+        }
+        tokio::spawn(runner.clone().run_ticker());
+        runner
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("pool state poisoned")
+    }
+
+    pub(crate) fn millis(&self) -> Millis {
+        Millis::from_instant(self.origin, self.clock.now())
+    }
+
+    pub(crate) fn wall(&self, t: Millis) -> SystemTime {
+        self.wall_origin + Duration::from_millis(t.0)
+    }
+
+    pub(crate) fn unix_ms(&self, t: Millis) -> i64 {
+        self.wall(t)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    /// The session of `identifier`, allocating one for an unknown identifier (from the
+    /// ready set when possible, otherwise waiting for a start, bounded by the pool's
+    /// allocation timeout), held until the returned lease is dropped.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        identifier: &Identifier,
+        mode: AllocateMode,
+    ) -> Result<Lease, EngineError> {
+        let waiting = {
+            let mut st = self.lock();
+            let outcome = st.core.request(identifier, mode, self.millis());
+            self.apply(&mut st, outcome.actions);
+            match outcome.value {
+                Ok(Acquire::Ready { slot }) => return self.hold(&mut st, identifier, slot),
+                Ok(Acquire::Wait { .. }) => {
+                    let (tx, rx) = oneshot::channel();
+                    st.waiters.entry(identifier.clone()).or_default().push(tx);
+                    rx
+                }
+                Err(e) => return Err(self.pool_error(e)),
+            }
+        };
+        self.wake.notify_one();
+        let slot = waiting
+            .await
+            .map_err(|_| EngineError::Internal("the pool stopped while the request waited".into()))?
+            .map_err(|e| self.pool_error(e))?;
+        let mut st = self.lock();
+        self.hold(&mut st, identifier, slot)
+    }
+
+    fn hold(
+        self: &Arc<Self>,
+        st: &mut State,
+        identifier: &Identifier,
+        slot: SlotId,
+    ) -> Result<Lease, EngineError> {
+        let sandbox = st.sandboxes.get(&slot).cloned();
+        match sandbox {
+            Some(sandbox) if st.core.hold(identifier, slot, self.millis()) => Ok(Lease {
+                runner: self.clone(),
+                identifier: identifier.clone(),
+                slot,
+                sandbox,
+            }),
+            _ => Err(EngineError::SessionLost(format!(
+                "the session of {identifier} ended while the request waited"
+            ))),
+        }
+    }
+
+    fn pool_error(&self, e: PoolError) -> EngineError {
+        match e {
+            PoolError::AtCapacity { max, .. } => EngineError::AtCapacity {
+                pool: self.spec.name.clone(),
+                max,
+            },
+            PoolError::AllocationTimeout {
+                waited,
+                last_start_error,
+            } => {
+                if let Some(err) = last_start_error {
+                    tracing::warn!(pool = %self.spec.name, error = %err, "allocation timed out after failed starts");
+                }
+                EngineError::AllocationTimeout {
+                    pool: self.spec.name.clone(),
+                    waited,
+                }
+            }
+            PoolError::SessionEnded(reason) => EngineError::SessionLost(format!(
+                "the session ended ({}) before it was allocated",
+                reason.as_str()
+            )),
+            PoolError::ShuttingDown => {
+                EngineError::Internal(format!("pool {} is shutting down", self.spec.name))
+            }
+        }
+    }
+
+    /// Ends a session with `reason`; false when there was none.
+    pub(crate) fn end_session(self: &Arc<Self>, identifier: &Identifier, reason: EndReason) -> bool {
+        let mut st = self.lock();
+        let outcome = st.core.end_session(identifier, reason, self.millis());
+        self.apply(&mut st, outcome.actions);
+        outcome.value
+    }
+
+    /// Resets an existing session's cooldown; false if unknown.
+    pub(crate) fn touch(&self, identifier: &Identifier) -> bool {
+        let now = self.millis();
+        self.lock().core.touch(identifier, now)
+    }
+
+    /// Allocated sessions, as the API shows them.
+    pub(crate) fn sessions(&self) -> Vec<SessionInfo> {
+        let st = self.lock();
+        st.core
+            .sessions()
+            .into_iter()
+            .filter(|s| s.phase == SessionPhase::Allocated)
+            .map(|s| {
+                let sandbox_id = s
+                    .slot
+                    .and_then(|slot| st.sandboxes.get(&slot))
+                    .map(|sb| sb.id().to_string())
+                    .unwrap_or_default();
+                SessionInfo {
+                    identifier: s.identifier,
+                    state: SessionState::Allocated,
+                    created_at: self.wall(s.created_at),
+                    last_accessed_at: self.wall(s.last_access_at),
+                    expires_at: self.wall(s.expires_at.unwrap_or(s.last_access_at.plus(self.spec.cooldown))),
+                    sandbox_id,
+                    end_reason: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Carries out core actions. Runs under the state lock, so it never blocks: sandbox
+    /// work is spawned, history is queued to the recorder.
+    pub(crate) fn apply(self: &Arc<Self>, st: &mut State, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::StartSandbox { slot } => {
+                    tokio::spawn(self.clone().start_slot(slot));
+                }
+                Action::DestroySandbox { slot, reason } => {
+                    let sandbox = st.sandboxes.remove(&slot);
+                    tracing::debug!(pool = %self.spec.name, %slot, ?reason, "destroying sandbox");
+                    tokio::spawn(self.clone().destroy_slot(slot, sandbox));
+                }
+                Action::NotifyAllocated { identifier, slot } => {
+                    let sandbox_id = st
+                        .sandboxes
+                        .get(&slot)
+                        .map(|s| s.id().to_string())
+                        .unwrap_or_default();
+                    tracing::info!(pool = %self.spec.name, %identifier, sandbox = %sandbox_id, "session allocated");
+                    self.recorder.record(Record::SessionStarted {
+                        pool: self.spec.name.clone(),
+                        identifier: identifier.to_string(),
+                        sandbox_id,
+                        at: self.unix_ms(self.millis()),
+                    });
+                    for w in st.waiters.remove(&identifier).unwrap_or_default() {
+                        let _ = w.send(Ok(slot));
+                    }
+                }
+                Action::FailWaiters { identifier, error } => {
+                    for w in st.waiters.remove(&identifier).unwrap_or_default() {
+                        let _ = w.send(Err(error.clone()));
+                    }
+                }
+                Action::SessionEnded {
+                    identifier,
+                    slot,
+                    reason,
+                } => {
+                    let sandbox_id = st
+                        .sandboxes
+                        .get(&slot)
+                        .map(|s| s.id().to_string())
+                        .unwrap_or_default();
+                    tracing::info!(pool = %self.spec.name, %identifier, reason = reason.as_str(), "session ended");
+                    self.recorder.record(Record::SessionEnded {
+                        pool: self.spec.name.clone(),
+                        identifier: identifier.to_string(),
+                        sandbox_id,
+                        reason: reason.as_str(),
+                        at: self.unix_ms(self.millis()),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn start_slot(self: Arc<Self>, slot: SlotId) {
+        let started = self.factory.start(&self.spec.name, slot).await;
+        let mut st = self.lock();
+        let now = self.millis();
+        let actions = match started {
+            Ok(started) => {
+                tracing::info!(
+                    pool = %self.spec.name, sandbox = %started.sandbox.id(),
+                    restored = started.sandbox.restored(), took_ms = started.took.as_millis() as u64,
+                    "sandbox ready"
+                );
+                st.sandboxes.insert(slot, started.sandbox.clone());
+                tokio::spawn(self.clone().watch_slot(slot, started.sandbox));
+                st.core.slot_ready(slot, now)
+            }
+            Err(e) => {
+                tracing::warn!(pool = %self.spec.name, %slot, error = %e, "sandbox failed to start");
+                st.core.slot_start_failed(slot, e.to_string(), now)
+            }
+        };
+        self.apply(&mut st, actions);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    async fn watch_slot(self: Arc<Self>, slot: SlotId, sandbox: Arc<dyn Sandbox>) {
+        let reason = match sandbox.wait_exit().await {
+            ExitReason::Destroyed => return,
+            ExitReason::OutOfMemory => EndReason::Oom,
+            ExitReason::Crashed { detail } => {
+                tracing::warn!(pool = %self.spec.name, sandbox = %sandbox.id(), %detail, "sandbox died");
+                EndReason::Crashed
+            }
+        };
+        let mut st = self.lock();
+        let actions = st.core.slot_died(slot, reason, self.millis());
+        self.apply(&mut st, actions);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    async fn destroy_slot(self: Arc<Self>, slot: SlotId, sandbox: Option<Arc<dyn Sandbox>>) {
+        if let Some(sandbox) = sandbox {
+            if let Err(e) = sandbox.destroy().await {
+                tracing::warn!(pool = %self.spec.name, sandbox = %sandbox.id(), error = %e, "destroy failed");
+            }
+        }
+        let mut st = self.lock();
+        let actions = st.core.slot_destroyed(slot, self.millis());
+        self.apply(&mut st, actions);
+    }
+
+    /// Calls the core's `tick` whenever its next deadline passes (or something changed).
+    async fn run_ticker(self: Arc<Self>) {
+        loop {
+            let next = self.lock().core.next_deadline();
+            // A floor keeps a deadline that stays in the past from spinning the loop.
+            let sleep = next
+                .map(|t| t.since(self.millis()))
+                .unwrap_or(Duration::from_secs(60))
+                .max(Duration::from_millis(2));
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.wake.notified() => {}
+            }
+            let mut st = self.lock();
+            let actions = st.core.tick(self.millis());
+            self.apply(&mut st, actions);
+            if st.core.is_drained() {
+                return;
+            }
+        }
+    }
+}
