@@ -1,0 +1,210 @@
+//! A real `sandpool serve` started once per test binary, and a small blocking HTTP client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+pub const EXECUTOR_KEY: &str = "test-executor-key-0123456789abcd";
+
+pub struct Server {
+    pub base: String,
+    _child: Child,
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Images are shared across test runs (content-addressed, slow to build).
+pub fn test_data() -> PathBuf {
+    std::env::var_os("SANDPOOL_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target/test-data"))
+}
+
+const CONFIG: &str = r#"
+[[pools]]
+name = "python"
+[pools.properties]
+containerType = "PythonLTS"
+scaleConfiguration = { maxConcurrentSessions = 20, readySessionInstances = 2 }
+
+[[pools]]
+name = "shell"
+[pools.properties]
+containerType = "Shell"
+scaleConfiguration = { maxConcurrentSessions = 10, readySessionInstances = 1 }
+
+[[pools]]
+name = "quick"
+[pools.properties]
+containerType = "PythonLTS"
+scaleConfiguration = { maxConcurrentSessions = 2, readySessionInstances = 1 }
+dynamicPoolConfiguration = { lifecycleConfiguration = { lifecycleType = "Timed", cooldownPeriodInSeconds = 4 } }
+
+[[keys]]
+name = "executor"
+role = "executor"
+sha256 = "EXECUTOR_HASH"
+"#;
+
+/// The shared server; started on first use and stopped (SIGTERM) when the test process exits.
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(start_server)
+}
+
+fn start_server() -> Server {
+    let dir = test_data().join(format!("server-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // Share the image cache.
+    let images = test_data().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::os::unix::fs::symlink(&images, dir.join("images")).unwrap();
+    let hash = {
+        use std::process::Command;
+        let out = Command::new(env!("CARGO_BIN_EXE_sandpool")).args(["hash-key", EXECUTOR_KEY]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let config = dir.join("config.toml");
+    std::fs::write(&config, CONFIG.replace("EXECUTOR_HASH", &hash)).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpool"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config)
+        .env("SANDPOOL_API_KEY", ADMIN_KEY)
+        .env("SANDPOOL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(dir.join("server.log")).unwrap()));
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("starting sandpool serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("sandpool ready on ") {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    // The first run builds both images (minutes); later runs only restore templates.
+    match rx.recv_timeout(Duration::from_secs(1500)) {
+        Ok(base) => Server { base, _child: child },
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!("sandpool serve did not become ready; log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("status {} body is not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build())
+}
+
+/// Sends a request; any status is a reply (no error for 4xx/5xx).
+pub fn send(method: &str, path: &str, key: Option<&str>, content_type: Option<&str>, body: Option<&[u8]>) -> Reply {
+    let url = format!("{}{}", server().base, path);
+    let mut req = agent().request(method, &url);
+    if let Some(k) = key {
+        req = req.set("Authorization", &format!("Bearer {k}"));
+    }
+    if let Some(ct) = content_type {
+        req = req.set("Content-Type", ct);
+    }
+    let result = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp.headers_names().into_iter().map(|n| {
+        let v = resp.header(&n).unwrap_or("").to_owned();
+        (n, v)
+    }).collect();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    Reply { status, headers, body }
+}
+
+pub fn get(path: &str) -> Reply {
+    send("GET", path, Some(ADMIN_KEY), None, None)
+}
+
+pub fn post_json(path: &str, body: &serde_json::Value) -> Reply {
+    send("POST", path, Some(ADMIN_KEY), Some("application/json"), Some(body.to_string().as_bytes()))
+}
+
+pub fn delete(path: &str) -> Reply {
+    send("DELETE", path, Some(ADMIN_KEY), None, None)
+}
+
+/// A multipart/form-data body with one `file` part.
+pub fn multipart(filename: &str, data: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "sandpoolboundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+pub const OLD: &str = "api-version=2024-02-02-preview";
+pub const NEW: &str = "api-version=2025-02-02-preview";
+
+/// A fresh identifier for one test.
+pub fn ident(tag: &str) -> String {
+    format!("{tag}-{}", rand_hex())
+}
+
+fn rand_hex() -> String {
+    let t = Instant::now().elapsed().as_nanos() ^ (std::process::id() as u128) << 20;
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() ^ t;
+    format!("{:x}", n & 0xffff_ffff_ffff)
+}
+
+/// Runs Python in the `python` pool (old contract) and returns `properties`.
+pub fn run_py(pool: &str, id: &str, code: &str) -> serde_json::Value {
+    let r = post_json(
+        &format!("/pools/{pool}/code/execute?identifier={id}&{OLD}"),
+        &serde_json::json!({"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": code}}),
+    );
+    assert_eq!(r.status, 200, "execute {code:?}: {}", r.text());
+    r.json()["properties"].clone()
+}
