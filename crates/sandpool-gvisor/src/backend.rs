@@ -1,0 +1,364 @@
+//! [`GvisorBackend`]: sandboxes as runsc containers, cold-booted or restored from
+//! checkpointed templates.
+
+use crate::platform::probe_platform;
+use crate::template::{template_dir, template_key, RuntimeIdentity};
+use crate::GvisorError;
+use async_trait::async_trait;
+use rand::RngCore;
+use sandpool_oci::{
+    build_config, launch, BundleLayout, BundleOptions, CgroupLimits, Flavour, LaunchRequest, OciRuntime,
+    OciSandbox, SandboxCgroup,
+};
+use sandpool_proto::{Request, Response};
+use sandpool_sandbox::{
+    unexpected_response, Backend, NetworkPolicy, Sandbox, SandboxError, SandboxId, SandboxKind, SandboxSpec,
+    Template,
+};
+use sha2::{Digest, Sha256};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "gvisor";
+const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
+const WARM_TIMEOUT: Duration = Duration::from_secs(600);
+const RESEED_TIMEOUT: Duration = Duration::from_secs(30);
+const CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(300);
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// Where and how to run runsc.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GvisorConfig {
+    /// Holds runsc's state (`runsc/`), sandbox bundles (`bundles/`) and templates
+    /// (`templates/`). One directory per backend instance.
+    pub state_dir: PathBuf,
+    /// The runsc binary.
+    pub runsc: PathBuf,
+    /// Skip the platform probe and use this platform (`systrap`, `kvm`, `ptrace`).
+    pub platform: Option<String>,
+}
+
+/// The gVisor backend.
+pub struct GvisorBackend {
+    state_dir: PathBuf,
+    runtime: OciRuntime,
+    identity: RuntimeIdentity,
+    /// Parent of every sandbox cgroup of this backend instance.
+    cgroup_parent: String,
+    template_lock: tokio::sync::Mutex<()>,
+}
+
+/// The generous host pids limit: gVisor's own threads and, on ptrace, one stub process
+/// or thread per guest thread live there; too low a limit kills the sentry.
+fn host_pids_limit(max_processes: u32) -> u64 {
+    (8 * u64::from(max_processes) + 1024).max(4096)
+}
+
+impl GvisorBackend {
+    /// Checks runsc and the host's cgroups, creates the state directories and picks the
+    /// platform (probing unless `config.platform` is set).
+    pub async fn new(config: GvisorConfig) -> Result<Self, GvisorError> {
+        SandboxCgroup::check_host()?;
+        let version = tokio::process::Command::new(&config.runsc)
+            .arg("--version")
+            .output()
+            .await
+            .map_err(|e| GvisorError::Runsc {
+                path: config.runsc.display().to_string(),
+                message: e.to_string(),
+            })?;
+        if !version.status.success() {
+            return Err(GvisorError::Runsc {
+                path: config.runsc.display().to_string(),
+                message: format!("--version: {}", version.status),
+            });
+        }
+        let runsc_version = String::from_utf8_lossy(&version.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        for sub in ["runsc", "bundles", "templates"] {
+            std::fs::create_dir_all(config.state_dir.join(sub))?;
+        }
+        let state_dir = std::fs::canonicalize(&config.state_dir)?;
+        let platform = match config.platform {
+            Some(p) => {
+                tracing::info!(platform = p, "gVisor platform set by configuration");
+                p
+            }
+            None => probe_platform(&config.runsc, &state_dir.join("probe")).await?,
+        };
+        let instance = hex::encode(&Sha256::digest(state_dir.to_string_lossy().as_bytes())[..4]);
+        tracing::info!(runsc_version, platform, state_dir = %state_dir.display(), "gVisor backend ready");
+        Ok(GvisorBackend {
+            runtime: OciRuntime {
+                name: "runsc",
+                binary: config.runsc,
+                global_args: vec![
+                    "--root".into(),
+                    state_dir.join("runsc").into(),
+                    "--platform".into(),
+                    platform.clone().into(),
+                ],
+            },
+            identity: RuntimeIdentity {
+                runsc_version,
+                platform,
+            },
+            cgroup_parent: format!("/sandpool/gvisor-{instance}"),
+            state_dir,
+            template_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The platform in use.
+    pub fn platform(&self) -> &str {
+        &self.identity.platform
+    }
+
+    fn bundle(&self, id: &SandboxId) -> BundleLayout {
+        BundleLayout::new(self.state_dir.join("bundles").join(id.as_str()))
+    }
+
+    fn cgroup(&self, id: &SandboxId) -> Result<SandboxCgroup, SandboxError> {
+        Ok(SandboxCgroup::new(&format!("{}/{}", self.cgroup_parent, id))?)
+    }
+
+    fn templates_dir(&self) -> PathBuf {
+        self.state_dir.join("templates")
+    }
+
+    /// Writes the bundle, creates the cgroup and runs `run` or `restore`.
+    async fn start(&self, spec: &SandboxSpec, checkpoint: Option<&Path>) -> Result<OciSandbox, SandboxError> {
+        let started = Instant::now();
+        let bundle = self.bundle(&spec.id);
+        let cgroup = self.cgroup(&spec.id)?;
+        let config = build_config(
+            spec,
+            &BundleOptions {
+                flavour: Flavour::Gvisor {
+                    host_pids_limit: host_pids_limit(spec.limits.max_processes),
+                },
+                cgroups_path: cgroup.relative().to_string(),
+            },
+        )?;
+        if bundle.dir.exists() {
+            return Err(SandboxError::InvalidSpec(format!(
+                "sandbox {} already exists",
+                spec.id
+            )));
+        }
+        let limits = CgroupLimits {
+            memory_bytes: spec.limits.memory_bytes,
+            cpu_quota_us: u64::from(spec.limits.cpu_millis) * CPU_PERIOD_US / 1000,
+            cpu_period_us: CPU_PERIOD_US,
+            pids: host_pids_limit(spec.limits.max_processes),
+        };
+        let prepared = bundle.write(&config).and_then(|()| cgroup.create(&limits));
+        if let Err(e) = prepared {
+            sandpool_oci::remove_leftover(&self.runtime, &spec.id, bundle, cgroup)
+                .await
+                .ok();
+            return Err(e.into());
+        }
+        let mut extra_global: Vec<OsString> = vec!["--log".into(), bundle.runtime_log().into()];
+        match spec.network {
+            NetworkPolicy::Disabled => extra_global.extend(["--network".into(), "none".into()]),
+        }
+        let mut args: Vec<OsString> = match checkpoint {
+            Some(image) => vec!["restore".into(), "--image-path".into(), image.into()],
+            None => vec!["run".into()],
+        };
+        args.extend([
+            "--bundle".into(),
+            bundle.dir.clone().into(),
+            spec.id.as_str().into(),
+        ]);
+        let sandbox = launch(LaunchRequest {
+            runtime: self.runtime.clone(),
+            id: spec.id.clone(),
+            bundle,
+            cgroup,
+            extra_global,
+            args,
+            restored: checkpoint.is_some(),
+            hello_timeout: HELLO_TIMEOUT,
+        })
+        .await?;
+        tracing::info!(
+            sandbox = %spec.id,
+            restored = checkpoint.is_some(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "gVisor sandbox up"
+        );
+        Ok(sandbox)
+    }
+
+    /// Boots the template sandbox, warms it and checkpoints it into `dir`.
+    async fn checkpoint_into(
+        &self,
+        spec: &SandboxSpec,
+        warm: &[String],
+        dir: &Path,
+    ) -> Result<(), SandboxError> {
+        let sandbox = self.start(spec, None).await?;
+        let result = async {
+            if spec.kind == SandboxKind::Python {
+                let request = Request::Warm {
+                    modules: warm.to_vec(),
+                };
+                match tokio::time::timeout(WARM_TIMEOUT, sandbox.agent().call(request)).await {
+                    Ok(Ok(Response::Done)) => {}
+                    Ok(Ok(other)) => return Err(unexpected_response("Done", &other)),
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(SandboxError::Timeout(WARM_TIMEOUT, "warming the template")),
+                }
+            }
+            let args = [
+                "checkpoint".into(),
+                "--image-path".into(),
+                dir.into(),
+                spec.id.as_str().into(),
+            ];
+            self.runtime
+                .run("checkpoint the template", &args, CHECKPOINT_TIMEOUT)
+                .await?;
+            Ok(())
+        }
+        .await;
+        let tail = sandbox.log_tail();
+        let destroyed = sandbox.destroy().await;
+        match result {
+            Err(SandboxError::Runtime {
+                runtime,
+                action,
+                message,
+            }) => Err(SandboxError::Runtime {
+                runtime,
+                action,
+                message: format!("{message}\n{tail}"),
+            }),
+            other => other.and(destroyed),
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+#[async_trait]
+impl Backend for GvisorBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn supports_checkpoint(&self) -> bool {
+        true
+    }
+
+    async fn build_template(
+        &self,
+        spec: &SandboxSpec,
+        warm_modules: &[String],
+    ) -> Result<Template, SandboxError> {
+        let key = template_key(spec, &self.identity)?;
+        let path = template_dir(&self.templates_dir(), &key, warm_modules);
+        let _building = self.template_lock.lock().await;
+        if path.is_dir() {
+            tracing::info!(key, "gVisor template already built");
+            return Ok(Template { key, path });
+        }
+        let started = Instant::now();
+        let mut template_spec = spec.clone();
+        template_spec.id = SandboxId::new(format!("tpl-{}", random_suffix()))?;
+        let partial = self
+            .templates_dir()
+            .join(format!(".partial-{}", template_spec.id));
+        std::fs::create_dir_all(&partial)?;
+        let result = self.checkpoint_into(&template_spec, warm_modules, &partial).await;
+        let result = result.and_then(|()| Ok(std::fs::rename(&partial, &path)?));
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Err(e);
+        }
+        tracing::info!(
+            key,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "gVisor template built"
+        );
+        Ok(Template { key, path })
+    }
+
+    async fn create(
+        &self,
+        spec: &SandboxSpec,
+        template: Option<&Template>,
+    ) -> Result<Box<dyn Sandbox>, SandboxError> {
+        let Some(template) = template else {
+            return Ok(Box::new(self.start(spec, None).await?));
+        };
+        if template.key != template_key(spec, &self.identity)? {
+            return Err(SandboxError::InvalidSpec(format!(
+                "template {} was built for a different image, limits, agent or runsc",
+                template.key
+            )));
+        }
+        if !template.path.join("checkpoint.img").is_file() {
+            return Err(SandboxError::InvalidSpec(format!(
+                "template {} has no checkpoint at {}",
+                template.key,
+                template.path.display()
+            )));
+        }
+        let sandbox = self.start(spec, Some(&template.path)).await?;
+        let mut seed = vec![0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        let reseeded = match tokio::time::timeout(
+            RESEED_TIMEOUT,
+            sandbox.agent().call(Request::Reseed { seed }),
+        )
+        .await
+        {
+            Ok(Ok(Response::Done)) => Ok(()),
+            Ok(Ok(other)) => Err(unexpected_response("Done", &other)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(SandboxError::Timeout(
+                RESEED_TIMEOUT,
+                "reseeding a restored sandbox",
+            )),
+        };
+        if let Err(e) = reseeded {
+            let _ = sandbox.destroy().await;
+            return Err(e);
+        }
+        Ok(Box::new(sandbox))
+    }
+
+    async fn leftovers(&self) -> Result<Vec<SandboxId>, SandboxError> {
+        let mut ids: Vec<SandboxId> = self
+            .runtime
+            .list()
+            .await?
+            .into_iter()
+            .filter_map(|id| SandboxId::new(id).ok())
+            .collect();
+        for entry in std::fs::read_dir(self.state_dir.join("bundles"))? {
+            if let Some(id) = entry?.file_name().to_str().and_then(|n| SandboxId::new(n).ok()) {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    async fn remove_leftover(&self, id: &SandboxId) -> Result<(), SandboxError> {
+        tracing::info!(sandbox = %id, "removing leftover gVisor sandbox");
+        sandpool_oci::remove_leftover(&self.runtime, id, self.bundle(id), self.cgroup(id)?).await
+    }
+}

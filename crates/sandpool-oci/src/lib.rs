@@ -1,0 +1,25 @@
+//! What the OCI-runtime backends (gVisor's `runsc`, `runc`) share: the OCI runtime
+//! bundle (`config.json`) built from a [`sandpool_sandbox::SandboxSpec`], the per-sandbox
+//! cgroup sandpool creates and reads, the runtime CLI run as a child process, and the
+//! [`sandpool_sandbox::Sandbox`] implementation around a running `run`/`restore` child.
+
+mod bundle;
+mod cgroup;
+mod config;
+mod environment;
+mod error;
+mod launch;
+mod log_tail;
+mod running;
+mod runtime;
+pub mod seccomp;
+
+pub use bundle::{build_config, BundleLayout, BundleOptions, Flavour};
+pub use cgroup::{CgroupLimits, SandboxCgroup};
+pub use config::{Linux, Mount, Process, Rlimit, Root, RuntimeConfig};
+pub use environment::sandbox_env;
+pub use error::OciError;
+pub use launch::{launch, remove_leftover, LaunchRequest};
+pub use log_tail::tail_of_files;
+pub use running::OciSandbox;
+pub use runtime::OciRuntime;
