@@ -8,6 +8,11 @@ fn main() {
     let data = std::env::var_os("SANDPOOL_TEST_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/test-data"));
+    if let Err(e) = std::fs::create_dir_all(&data) {
+        eprintln!("cannot create {}: {e}", data.display());
+        std::process::exit(1);
+    }
+    let data = data.canonicalize().unwrap_or(data);
     let store = sandpool_image::ImageStore::new(&data);
     let mut names: Vec<String> = std::env::args().skip(1).collect();
     if names.is_empty() {

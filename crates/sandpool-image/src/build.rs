@@ -30,6 +30,7 @@ pub(crate) fn build(
     recipe: &Recipe,
     images_dir: &Path,
     mirror: &str,
+    ca_bundle: Option<&Path>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PathBuf, ImageError> {
     let dir_name = recipe.dir_name();
@@ -61,7 +62,7 @@ pub(crate) fn build(
     ));
     let rootfs = tmp.join("rootfs");
     let outcome = run_streaming(
-        mmdebstrap_command(recipe, &tmp, &rootfs, mirror),
+        mmdebstrap_command(recipe, &tmp, &rootfs, mirror, ca_bundle),
         "mmdebstrap",
         progress,
     )
@@ -121,7 +122,13 @@ fn check_mmdebstrap() -> Result<(), ImageError> {
     }
 }
 
-fn mmdebstrap_command(recipe: &Recipe, tmp: &Path, rootfs: &Path, mirror: &str) -> Command {
+fn mmdebstrap_command(
+    recipe: &Recipe,
+    tmp: &Path,
+    rootfs: &Path,
+    mirror: &str,
+    ca: Option<&Path>,
+) -> Command {
     let mut cmd = Command::new("mmdebstrap");
     cmd.env_clear()
         .env(
@@ -138,9 +145,10 @@ fn mmdebstrap_command(recipe: &Recipe, tmp: &Path, rootfs: &Path, mirror: &str) 
         }
     }
     let hook = format!(
-        "sh {} \"$1\" {}",
+        "sh {} \"$1\" {} {}",
         shell_quote(&tmp.join("customize.sh").to_string_lossy()),
-        shell_quote(&tmp.join("requirements.txt").to_string_lossy())
+        shell_quote(&tmp.join("requirements.txt").to_string_lossy()),
+        shell_quote(&ca.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()),
     );
     cmd.arg("--mode=root")
         .arg("--format=directory")

@@ -41,3 +41,37 @@ fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Touches a temporary file: flock semantics cannot be checked without one.
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn second_holder_waits_until_the_first_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let first = BuildLock::acquire(&path, || panic!("free lock must not wait")).unwrap();
+        let released = Arc::new(AtomicBool::new(false));
+        let (path2, released2) = (path.clone(), released.clone());
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            started_tx.send(()).unwrap();
+            let mut waited = false;
+            let _second = BuildLock::acquire(&path2, || waited = true).unwrap();
+            assert!(
+                released2.load(Ordering::SeqCst),
+                "acquired while the first holder still held it"
+            );
+            waited
+        });
+        started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        released.store(true, Ordering::SeqCst);
+        drop(first);
+        assert!(waiter.join().unwrap(), "waiting callback not called");
+    }
+}

@@ -6,7 +6,7 @@ use crate::ImageError;
 
 /// Version of the build procedure. Bump it whenever the way a recipe is turned into a rootfs
 /// changes (hook script, mmdebstrap options): that changes every digest and forces rebuilds.
-pub const BUILDER_VERSION: &str = "sandpool-image-builder 1";
+pub const BUILDER_VERSION: &str = "sandpool-image-builder 2";
 
 /// The unprivileged account every sandbox process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]

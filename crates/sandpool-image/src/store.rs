@@ -69,16 +69,32 @@ impl Image {
 pub struct ImageStore {
     images_dir: PathBuf,
     mirror: String,
+    build_ca_bundle: Option<PathBuf>,
 }
+
+/// The host trust store pip uses during builds unless `SANDPOOL_BUILD_CA_BUNDLE` says otherwise.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 impl ImageStore {
     /// A store rooted at `<data_dir>/images` (created on first build).
     pub fn new(data_dir: impl AsRef<Path>) -> Self {
         let mirror = std::env::var("SANDPOOL_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.into());
+        let build_ca_bundle = std::env::var_os("SANDPOOL_BUILD_CA_BUNDLE")
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from(HOST_CA_BUNDLE)).filter(|p| p.is_file()));
         ImageStore {
             images_dir: data_dir.as_ref().join("images"),
             mirror,
+            build_ca_bundle,
         }
+    }
+
+    /// CA bundle pip trusts while building (default: `SANDPOOL_BUILD_CA_BUNDLE`, else the
+    /// host's `/etc/ssl/certs/ca-certificates.crt`; `None`: the image's own bundle). It is
+    /// not part of the digest and not left in the image; hash pinning keeps content identical.
+    pub fn with_build_ca_bundle(mut self, bundle: Option<PathBuf>) -> Self {
+        self.build_ca_bundle = bundle;
+        self
     }
 
     /// Uses another Debian mirror for builds.
@@ -114,7 +130,13 @@ impl ImageStore {
         }
         tracing::info!(image = %recipe.dir_name(), mirror = %self.mirror, "building image");
         let started = std::time::Instant::now();
-        let dir = build::build(recipe, &self.images_dir, &self.mirror, progress)?;
+        let dir = build::build(
+            recipe,
+            &self.images_dir,
+            &self.mirror,
+            self.build_ca_bundle.as_deref(),
+            progress,
+        )?;
         tracing::info!(image = %recipe.dir_name(), seconds = started.elapsed().as_secs(), "image built");
         Image::load(&dir)
     }
