@@ -213,3 +213,20 @@ fn round_trip_latency_report() {
         p(0.99)
     );
 }
+
+#[test]
+fn closing_the_channel_kills_the_driver() {
+    let mut agent = Agent::python();
+    let pid: u32 = text(&agent.execute("import os; os.getpid()", 30_000))
+        .parse()
+        .unwrap();
+    assert!(agent.close().expect("agent exited").success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "driver {pid} outlived the agent"
+    );
+}

@@ -26,7 +26,7 @@ pub struct Agent {
     waiters: Waiters,
     next_id: AtomicU64,
     pub data: tempfile::TempDir,
-    _bundle: tempfile::TempDir,
+    _driver_dir: tempfile::TempDir,
 }
 
 /// The host Python with IPython the driver tests use.
@@ -79,7 +79,17 @@ impl Agent {
         if let Some(python) = python {
             cmd.env("SANDPOOL_PYTHON", python);
         }
-        let mut child = cmd.spawn().expect("start sandpool-agent");
+        // The shared target directory may be relinked by a concurrent build: retry a busy exe.
+        let mut attempts = 0;
+        let mut child = loop {
+            match cmd.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => break other.expect("start sandpool-agent"),
+            }
+        };
         let stdin = child.stdin.take().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let waiters: Waiters = Arc::default();
@@ -102,7 +112,7 @@ impl Agent {
             waiters,
             next_id: AtomicU64::new(1),
             data,
-            _bundle: bundle,
+            _driver_dir: bundle,
         }
     }
 
