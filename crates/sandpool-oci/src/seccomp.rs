@@ -29,8 +29,11 @@ pub const READONLY_PATHS: &[&str] = &[
 
 const DEFAULT_PROFILE: &str = include_str!("docker-default-seccomp.json");
 
+/// An OCI `linux.seccomp` object.
+pub type Profile = serde_json::Value;
+
 /// The OCI `linux.seccomp` object.
-pub fn default_profile() -> serde_json::Value {
+pub fn default_profile() -> Profile {
     serde_json::from_str(DEFAULT_PROFILE).expect("the embedded seccomp profile is valid JSON")
 }
 
