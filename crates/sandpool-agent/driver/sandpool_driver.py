@@ -25,6 +25,8 @@ import time
 
 MAX_STREAM_BYTES = 16 << 20
 MAX_FRAME_BYTES = 64 << 20
+# Replies stay well below the agent's frame limit, leaving room for its own envelope.
+MAX_REPLY_BYTES = 48 << 20
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
@@ -74,6 +76,14 @@ class Channel:
 
     def write(self, message):
         payload = self._msgpack.packb(clean(message), use_bin_type=True)
+        if len(payload) > MAX_REPLY_BYTES and isinstance(message, dict) and "displays" in message:
+            # Rich output too large for one frame: keep the text streams, drop the bundles.
+            note = "\n[sandpool: rich output dropped: the reply of %d bytes exceeds the %d-byte limit]\n" % (
+                len(payload),
+                MAX_REPLY_BYTES,
+            )
+            message = dict(message, result=None, displays=[], stderr=message.get("stderr", "") + note)
+            payload = self._msgpack.packb(clean(message), use_bin_type=True)
         data = struct.pack(">I", len(payload)) + payload
         view = memoryview(data)
         while view:
@@ -115,7 +125,11 @@ class StreamCapture:
         self.file = tempfile.TemporaryFile(prefix="sandpool-out-")
         flags = fcntl.fcntl(self.file.fileno(), fcntl.F_GETFL)
         fcntl.fcntl(self.file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
-        os.dup2(self.file.fileno(), fd)
+        self.attach()
+
+    def attach(self):
+        """(Re)points the standard fd at the capture file, undoing any redirection by a cell."""
+        os.dup2(self.file.fileno(), self.fd)
 
     def take(self):
         """Everything written since the last call (capped), then empties the file."""
@@ -225,6 +239,8 @@ class Driver:
     def execute(self, code):
         shell = self.shell
         shell.sp_result, shell.sp_displays, shell.sp_error = None, [], None
+        self.stdout.attach()
+        self.stderr.attach()
         signal.signal(signal.SIGINT, self.on_sigint)
         started = time.monotonic()
         interrupted = False

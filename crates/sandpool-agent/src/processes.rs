@@ -10,7 +10,14 @@ use std::time::Duration;
 /// of its own process group, so a whole command tree can be signalled at once.
 #[derive(Default)]
 pub struct Processes {
-    owned: Mutex<HashSet<i32>>,
+    owned: Mutex<Owned>,
+}
+
+#[derive(Default)]
+struct Owned {
+    pids: HashSet<i32>,
+    /// Set on shutdown: nothing new may start once everything has been killed.
+    closed: bool,
 }
 
 impl Processes {
@@ -18,19 +25,28 @@ impl Processes {
     /// same lock the reaper takes, so the reaper can never steal its exit status.
     pub fn spawn(&self, cmd: &mut Command) -> std::io::Result<Child> {
         let mut owned = self.owned.lock().expect("process registry poisoned");
+        if owned.closed {
+            return Err(std::io::Error::other("the agent is shutting down"));
+        }
         let child = cmd.spawn()?;
-        owned.insert(child.id() as i32);
+        owned.pids.insert(child.id() as i32);
         Ok(child)
     }
 
     /// Forgets a child once its status has been collected.
     pub fn release(&self, pid: i32) {
-        self.owned.lock().expect("process registry poisoned").remove(&pid);
+        self.owned
+            .lock()
+            .expect("process registry poisoned")
+            .pids
+            .remove(&pid);
     }
 
-    /// SIGKILLs every owned process group (on shutdown).
+    /// SIGKILLs every owned process group and refuses to start new ones (on shutdown).
     pub fn kill_all(&self) {
-        for pid in self.owned.lock().expect("process registry poisoned").iter() {
+        let mut owned = self.owned.lock().expect("process registry poisoned");
+        owned.closed = true;
+        for pid in owned.pids.iter() {
             signal_group(*pid, libc::SIGKILL);
         }
     }
@@ -61,7 +77,7 @@ impl Processes {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
                 continue;
             };
-            if owned.contains(&pid) {
+            if owned.pids.contains(&pid) {
                 continue;
             }
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -230,3 +230,30 @@ fn closing_the_channel_kills_the_driver() {
         "driver {pid} outlived the agent"
     );
 }
+
+#[test]
+fn huge_or_redirected_output_does_not_break_the_channel() {
+    let agent = Agent::python();
+    let r = agent.execute("print('x' * 20_000_000)", 60_000);
+    assert!(r.stdout.len() < 17 << 20, "{}", r.stdout.len());
+    assert!(r.stdout.contains("output truncated"));
+    // A cell that points fd 1 elsewhere only affects itself.
+    let r = agent.execute(
+        "import os\nos.dup2(os.open(os.devnull, os.O_WRONLY), 1)\nprint('gone')",
+        30_000,
+    );
+    assert_eq!(r.stdout, "");
+    assert_eq!(agent.execute("print('back')", 30_000).stdout, "back\n");
+    // Rich output too large for one frame is dropped with a note; state is kept.
+    let r = agent.execute(
+        "from IPython.display import display\nkeep = 1\ndisplay({'text/plain': 'y' * 60_000_000}, raw=True)",
+        60_000,
+    );
+    assert_eq!(r.status, ExecutionStatus::Ok);
+    assert!(
+        r.displays.is_empty() && r.stderr.contains("rich output dropped"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(text(&agent.execute("keep", 30_000)), "1");
+}
