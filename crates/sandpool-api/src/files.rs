@@ -36,7 +36,12 @@ fn file_path(dir: &str, raw: &str) -> Result<String, ApiError> {
 pub async fn list(State(state): State<ApiState>, target: Target) -> Result<Response, ApiError> {
     let (contract, id) = session(&target)?;
     let dir = query_dir(&target)?;
-    let recursive = target.query.flag("recursive")?;
+    // The properties contract has no `recursive` flag; it lists the whole tree so files
+    // uploaded into sub-directories (SK, LlamaIndex) show up with their relative path.
+    let recursive = match (contract, target.query.get("recursive")) {
+        (Contract::Properties, None) => true,
+        _ => target.query.flag("recursive")?,
+    };
     let entries = state
         .service
         .list_files(&target.pool, &id, &dir, recursive)
@@ -79,9 +84,17 @@ async fn download(
 ) -> Result<Response, ApiError> {
     let data = state.service.read_file(&target.pool, id, path).await?;
     let mut response = data.into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    // User files are data, never pages for a browser to interpret.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment"),
+    );
     Ok(response)
 }
 

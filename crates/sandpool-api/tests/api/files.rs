@@ -33,6 +33,25 @@ async fn old_contract_upload_strips_mnt_data_and_lists_properties() {
         .map(|v| v["properties"]["filename"].clone())
         .collect();
     assert_eq!(names, vec!["a.txt", "b.csv"]);
+
+    h.upload(
+        &format!("/pools/demo/files/upload?{}", q(OLD)),
+        "/mnt/data/sub/c.txt",
+        b"c",
+    )
+    .await;
+    let r = h.get(&format!("/pools/demo/files?{}", q(OLD))).await;
+    let names: Vec<_> = r.json()["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["properties"]["filename"].clone())
+        .collect();
+    assert_eq!(names, vec!["a.txt", "b.csv", "sub/c.txt"]);
+    let r = h
+        .get(&format!("/pools/demo/files?{}&recursive=false", q(OLD)))
+        .await;
+    assert_eq!(r.json()["value"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -51,6 +70,7 @@ async fn old_contract_download_metadata_and_delete() {
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert_eq!(&r.body[..], b"hello");
         assert_eq!(r.header("content-type"), "text/plain");
+        assert_eq!(r.header("x-content-type-options"), "nosniff");
     }
     let r = h
         .get(&format!("/pools/demo/files/sub%2Fmy%20file.txt?{}", q(OLD)))

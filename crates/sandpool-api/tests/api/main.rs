@@ -5,6 +5,7 @@ mod auth;
 mod executions;
 mod fake;
 mod files;
+mod loopback;
 mod schema;
 mod sessions;
 
