@@ -10,6 +10,7 @@ pub mod auth;
 mod context;
 pub mod error;
 mod execute;
+mod execution_request;
 mod file_json;
 mod files;
 mod openapi;
