@@ -141,7 +141,8 @@ impl ImageStore {
         Image::load(&dir)
     }
 
-    /// Every finished image in the store, sorted by directory name.
+    /// Every finished image in the store, sorted by directory name (unreadable directories are
+    /// skipped with a warning).
     pub fn list(&self) -> Result<Vec<Image>, ImageError> {
         let entries = match std::fs::read_dir(&self.images_dir) {
             Ok(entries) => entries,
@@ -159,7 +160,17 @@ impl ImageStore {
             }
         }
         dirs.sort();
-        dirs.iter().map(|d| Image::load(d)).collect()
+        let mut images = Vec::new();
+        for dir in dirs {
+            match Image::load(&dir) {
+                Ok(image) => images.push(image),
+                // A foreign or damaged directory must not hide the good images.
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "skipping unreadable image directory")
+                }
+            }
+        }
+        Ok(images)
     }
 
     /// The most recently built image called `name` (several may exist when a recipe changed).
