@@ -49,10 +49,12 @@ pub struct GvisorBackend {
     template_lock: tokio::sync::Mutex<()>,
 }
 
-/// The generous host pids limit: gVisor's own threads and, on ptrace, one stub process
-/// or thread per guest thread live there; too low a limit kills the sentry.
+/// The generous host pids limit: gVisor's own threads (~40 idle) and, on ptrace, the
+/// stub processes and threads of guest tasks live there (measured: ~11 host tasks per
+/// guest process in a fork bomb); too low a limit kills the sentry. The in-sandbox
+/// limit is `RLIMIT_NPROC`, which the sandbox kernel enforces per sandbox.
 fn host_pids_limit(max_processes: u32) -> u64 {
-    (8 * u64::from(max_processes) + 1024).max(4096)
+    (16 * u64::from(max_processes) + 1024).max(4096)
 }
 
 impl GvisorBackend {

@@ -1,0 +1,204 @@
+//! The gVisor backend with real runsc, the real agent and real images: lifecycle
+//! cleanup, platform probe, templates and restores, OOM, leftovers.
+
+mod support;
+
+use sandpool_gvisor::{probe_platform, GvisorBackend, GvisorConfig, PLATFORM_CANDIDATES};
+use sandpool_sandbox::{Backend, ExitReason, SandboxKind};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::*;
+
+async fn backend(state_dir: &Path) -> GvisorBackend {
+    let platform = std::env::var("SANDPOOL_GVISOR_PLATFORM").unwrap_or_else(|_| "ptrace".into());
+    GvisorBackend::new(GvisorConfig {
+        state_dir: state_dir.to_path_buf(),
+        runsc: "runsc".into(),
+        platform: Some(platform),
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_platform_probe_picks_a_working_platform() {
+    init_tracing();
+    let dir = scratch("probe-");
+    let started = Instant::now();
+    let platform = probe_platform(Path::new("runsc"), &dir.path().join("probe"))
+        .await
+        .unwrap();
+    eprintln!("probe chose {platform} in {:?}", started.elapsed());
+    assert!(PLATFORM_CANDIDATES.contains(&platform.as_str()));
+    assert!(
+        !dir.path().join("probe").exists(),
+        "the probe left its work directory behind"
+    );
+}
+
+#[tokio::test]
+async fn a_sandbox_runs_as_the_sandbox_user_and_leaves_nothing_behind() {
+    init_tracing();
+    let dir = scratch("gvisor-life-");
+    let agent = agent_bundle(&dir.path().join("agent"));
+    let image = image(SandboxKind::Shell).await;
+    let backend = backend(&dir.path().join("state")).await;
+    let spec = spec("life-1", SandboxKind::Shell, &image, &agent);
+
+    let started = Instant::now();
+    let sandbox = backend.create(&spec, None).await.unwrap();
+    eprintln!("figure: gVisor cold boot (shell image) {:?}", started.elapsed());
+    assert!(!sandbox.restored());
+    let out = shell(
+        sandbox.as_ref(),
+        "id -u; id -g; grep CapEff /proc/self/status; touch /etc/x 2>&1; df -B1 /mnt/data | tail -1",
+    )
+    .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(&lines[..2], &["1000", "1000"], "{out:?}");
+    assert!(lines[2].ends_with("0000000000000000"), "{out:?}");
+    assert!(
+        out.stdout.contains("Read-only") || out.stdout.contains("Permission denied"),
+        "{out:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains(&spec.limits.data_bytes.to_string()),
+        "{out:?}"
+    );
+    let stats = sandbox.stats().await.unwrap();
+    assert!(stats.memory_bytes > 0 && stats.host_pids > 0, "{stats:?}");
+
+    assert_eq!(backend.leftovers().await.unwrap(), vec![spec.id.clone()]);
+    assert!(!cgroup_dirs("life-1").is_empty());
+    sandbox.destroy().await.unwrap();
+    sandbox.destroy().await.unwrap();
+    assert_eq!(sandbox.wait_exit().await, ExitReason::Destroyed);
+    assert!(backend.leftovers().await.unwrap().is_empty());
+    assert!(cgroup_dirs("life-1").is_empty(), "{:?}", cgroup_dirs("life-1"));
+    assert!(!dir.path().join("state/bundles/life-1").exists());
+}
+
+#[tokio::test]
+async fn restored_sandboxes_are_independent() {
+    init_tracing();
+    let dir = scratch("gvisor-tpl-");
+    let agent = agent_bundle(&dir.path().join("agent"));
+    let image = image(SandboxKind::Python).await;
+    let backend = backend(&dir.path().join("state")).await;
+
+    let started = Instant::now();
+    let cold = backend
+        .create(&spec("cold-1", SandboxKind::Python, &image, &agent), None)
+        .await
+        .unwrap();
+    let first = execute(cold.as_ref(), "import numpy, pandas; 1 + 1").await;
+    eprintln!(
+        "figure: gVisor cold boot + first cell importing numpy and pandas {:?}",
+        started.elapsed()
+    );
+    assert_eq!(value(&first), "2");
+    cold.destroy().await.unwrap();
+
+    let warm = vec!["numpy".to_string(), "pandas".to_string(), "random".to_string()];
+    let started = Instant::now();
+    let template = backend
+        .build_template(&spec("tpl", SandboxKind::Python, &image, &agent), &warm)
+        .await
+        .unwrap();
+    eprintln!("figure: gVisor template build {:?}", started.elapsed());
+    assert!(template.path.join("checkpoint.img").is_file());
+    let again = backend
+        .build_template(&spec("tpl", SandboxKind::Python, &image, &agent), &warm)
+        .await
+        .unwrap();
+    assert_eq!(again, template, "templates are content-addressed");
+
+    let mut sandboxes = Vec::new();
+    for id in ["restored-a", "restored-b"] {
+        let started = Instant::now();
+        let sandbox = backend
+            .create(&spec(id, SandboxKind::Python, &image, &agent), Some(&template))
+            .await
+            .unwrap();
+        eprintln!("figure: gVisor restore {:?}", started.elapsed());
+        assert!(sandbox.restored());
+        sandboxes.push(sandbox);
+    }
+    let (a, b) = (sandboxes[0].as_ref(), sandboxes[1].as_ref());
+    let started = Instant::now();
+    let ra = value(&execute(a, "import random; random.random()").await);
+    eprintln!("figure: first cell after restore {:?}", started.elapsed());
+    let rb = value(&execute(b, "import random; random.random()").await);
+    assert_ne!(ra, rb, "restored copies share PRNG state");
+    execute(a, "x = 41").await;
+    assert_eq!(value(&execute(a, "x + 1").await), "42");
+    let in_b = execute(b, "x").await;
+    assert_eq!(
+        in_b.error.as_ref().map(|e| e.ename.as_str()),
+        Some("NameError"),
+        "{in_b:?}"
+    );
+    shell(a, "echo only-a > /mnt/data/mark").await;
+    assert_ne!(shell(b, "cat /mnt/data/mark").await.exit_code, 0);
+
+    let wrong = spec("wrong", SandboxKind::Shell, &image, &agent);
+    assert!(backend.create(&wrong, Some(&template)).await.is_err());
+    assert!(!dir.path().join("state/bundles/wrong").exists());
+    for sandbox in &sandboxes {
+        sandbox.destroy().await.unwrap();
+    }
+    assert!(backend.leftovers().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn running_out_of_memory_is_reported_as_such() {
+    init_tracing();
+    let dir = scratch("gvisor-oom-");
+    let agent = agent_bundle(&dir.path().join("agent"));
+    let image = image(SandboxKind::Python).await;
+    let backend = backend(&dir.path().join("state")).await;
+    let mut spec = spec("oom-1", SandboxKind::Python, &image, &agent);
+    spec.limits.memory_bytes = 384 << 20;
+    let sandbox = backend.create(&spec, None).await.unwrap();
+    let hog = sandpool_proto::Request::Execute {
+        code: "blocks = [bytearray(16 << 20) for _ in range(64)]".into(),
+        timeout_ms: 60_000,
+    };
+    let _ = tokio::time::timeout(CALL_TIMEOUT, sandbox.agent().call(hog)).await;
+    let reason = tokio::time::timeout(Duration::from_secs(60), sandbox.wait_exit()).await;
+    sandbox.destroy().await.unwrap();
+    assert_eq!(reason.unwrap(), ExitReason::OutOfMemory);
+    assert!(cgroup_dirs("oom-1").is_empty());
+}
+
+#[tokio::test]
+async fn leftovers_of_a_previous_run_are_found_and_removed() {
+    init_tracing();
+    let dir = scratch("gvisor-left-");
+    let agent = agent_bundle(&dir.path().join("agent"));
+    let image = image(SandboxKind::Shell).await;
+    let state = dir.path().join("state");
+    let crashed_service = backend(&state).await;
+    let sandbox = crashed_service
+        .create(&spec("left-1", SandboxKind::Shell, &image, &agent), None)
+        .await
+        .unwrap();
+    // The service "crashes": nothing of it runs its cleanup.
+    std::mem::forget(sandbox);
+
+    let restarted = backend(&state).await;
+    let left = restarted.leftovers().await.unwrap();
+    assert_eq!(
+        left.iter().map(|id| id.as_str()).collect::<Vec<_>>(),
+        vec!["left-1"]
+    );
+    for id in &left {
+        restarted.remove_leftover(id).await.unwrap();
+        restarted.remove_leftover(id).await.unwrap();
+    }
+    assert!(restarted.leftovers().await.unwrap().is_empty());
+    assert!(cgroup_dirs("left-1").is_empty());
+}
