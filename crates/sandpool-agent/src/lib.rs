@@ -19,6 +19,7 @@ mod server;
 mod shell;
 mod stats;
 mod supervisor;
+mod workers;
 
 pub use bundle::{install_bundle, AGENT_EXE_NAME, DRIVER_FILE_NAME, DRIVER_SOURCE};
 pub use config::{Config, Kind};

@@ -1,4 +1,4 @@
-//! The request loop: reads frames from the host, runs each request on its own thread and
+//! The request loop: reads frames from the host, runs each request on a pool thread and
 //! writes exactly one response per request under a single writer lock.
 
 use crate::config::{Config, Kind};
@@ -6,6 +6,7 @@ use crate::driver::DriverCommand;
 use crate::files::DataDir;
 use crate::processes::Processes;
 use crate::supervisor::Supervisor;
+use crate::workers::Workers;
 use crate::{shell, stats, AgentError};
 use sandpool_proto::{
     decode, read_frame, write_frame, DriverState, Envelope, ErrorKind, FrameError, Health, Request, Response,
@@ -21,6 +22,7 @@ struct Agent {
     config: Config,
     processes: Arc<Processes>,
     supervisor: Option<Supervisor>,
+    workers: Workers,
     started: Instant,
 }
 
@@ -48,6 +50,7 @@ pub fn serve(
         config,
         processes,
         supervisor,
+        workers: Workers::default(),
         started: Instant::now(),
     });
     let writer: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(Box::new(output)));
@@ -92,13 +95,10 @@ fn dispatch(agent: &Arc<Agent>, writer: &Arc<Mutex<Box<dyn Write + Send>>>, id: 
         respond(writer, id, handle(agent, request));
         return;
     }
-    let (agent, writer) = (Arc::clone(agent), Arc::clone(writer));
-    let spawned = std::thread::Builder::new()
-        .name(format!("request-{id}"))
-        .spawn(move || respond(&writer, id, handle(&agent, request)));
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a request thread");
-    }
+    let (agent_ref, writer) = (Arc::clone(agent), Arc::clone(writer));
+    agent
+        .workers
+        .submit(move || respond(&writer, id, handle(&agent_ref, request)));
 }
 
 fn respond(writer: &Mutex<Box<dyn Write + Send>>, id: u64, body: Response) {
