@@ -135,7 +135,9 @@ class StreamCapture:
         """Everything written since the last call (capped), then empties the file."""
         fileno = self.file.fileno()
         size = os.fstat(fileno).st_size
-        data = os.pread(fileno, min(size, MAX_STREAM_BYTES), 0) if size else b""
+        if not size:
+            return ""
+        data = os.pread(fileno, min(size, MAX_STREAM_BYTES), 0)
         os.ftruncate(fileno, 0)
         text = data.decode("utf-8", "replace")
         if size > MAX_STREAM_BYTES:
