@@ -207,7 +207,7 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),
-        (None, Some(libc::SIGKILL)) => "SIGKILL (possibly out of memory)".into(),
+        (None, Some(libc::SIGKILL)) => "killed by SIGKILL".into(),
         (None, Some(sig)) => format!("signal {sig}"),
         _ => "unknown".into(),
     }

@@ -308,17 +308,25 @@ fn entry(path: String, st: &libc::stat) -> FileEntry {
 
 /// Maps an OS error on `name` (inside `dir`) to the protocol's error kinds.
 fn classify(e: std::io::Error, dir: BorrowedFd<'_>, name: &str) -> AgentError {
+    let errno = e.raw_os_error();
+    let maybe_symlink = matches!(
+        errno,
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EMLINK)
+    );
+    let is_symlink = maybe_symlink
+        && matches!(lstat_at(dir, name.as_bytes()), Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK);
+    describe_errno(errno, is_symlink, name, &e)
+}
+
+/// The protocol error for `errno` on `name`; `is_symlink` when `name` turned out to be one.
+fn describe_errno(errno: Option<i32>, is_symlink: bool, name: &str, e: &dyn std::fmt::Display) -> AgentError {
     let kind_message = |kind, message: String| AgentError { kind, message };
-    match e.raw_os_error() {
-        Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EMLINK) => {
-            match lstat_at(dir, name.as_bytes()) {
-                Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => symlink_error(name),
-                _ if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                    kind_message(ErrorKind::NotFound, format!("{name:?} is not a directory"))
-                }
-                _ => invalid_path(&format!("{name:?}: {e}")),
-            }
-        }
+    if is_symlink {
+        return symlink_error(name);
+    }
+    match errno {
+        Some(libc::ENOTDIR) => kind_message(ErrorKind::NotFound, format!("{name:?} is not a directory")),
+        Some(libc::ELOOP) | Some(libc::EMLINK) => invalid_path(&format!("{name:?}: {e}")),
         Some(libc::ENOENT) => kind_message(ErrorKind::NotFound, format!("{name:?} does not exist")),
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
             kind_message(ErrorKind::NoSpace, "the data directory is full".into())
@@ -352,5 +360,32 @@ fn internal(e: impl std::fmt::Display) -> AgentError {
     AgentError {
         kind: ErrorKind::Internal,
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(errno: i32, is_symlink: bool) -> ErrorKind {
+        describe_errno(Some(errno), is_symlink, "x", &"err").kind
+    }
+
+    #[test]
+    fn os_errors_map_to_protocol_kinds() {
+        assert_eq!(kind(libc::ENOSPC, false), ErrorKind::NoSpace);
+        assert_eq!(kind(libc::EDQUOT, false), ErrorKind::NoSpace);
+        assert_eq!(kind(libc::ENOENT, false), ErrorKind::NotFound);
+        assert_eq!(kind(libc::ENOTDIR, false), ErrorKind::NotFound);
+        assert_eq!(kind(libc::ENOTEMPTY, false), ErrorKind::BadRequest);
+        assert_eq!(kind(libc::EIO, false), ErrorKind::Internal);
+    }
+
+    #[test]
+    fn anything_that_hit_a_symlink_is_an_invalid_path() {
+        assert_eq!(kind(libc::ELOOP, false), ErrorKind::InvalidPath);
+        for errno in [libc::ELOOP, libc::ENOTDIR, libc::EMLINK] {
+            assert_eq!(kind(errno, true), ErrorKind::InvalidPath);
+        }
     }
 }

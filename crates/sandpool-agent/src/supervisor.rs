@@ -83,7 +83,10 @@ impl Supervisor {
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
-                let how = slot.take().expect("driver present").kill();
+                let mut how = slot.take().expect("driver present").kill();
+                if how.contains("SIGKILL") {
+                    how.push_str(", possibly for running out of memory");
+                }
                 tracing::warn!(ended = %how, "Python driver died during a cell; restarted");
                 self.respawn(&mut slot);
                 Ok(lost_result(
