@@ -202,3 +202,37 @@ async fn leftovers_of_a_previous_run_are_found_and_removed() {
     assert!(restarted.leftovers().await.unwrap().is_empty());
     assert!(cgroup_dirs("left-1").is_empty());
 }
+
+#[tokio::test]
+async fn processes_and_data_are_limited_inside_the_sandbox() {
+    init_tracing();
+    let dir = scratch("gvisor-limits-");
+    let agent = agent_bundle(&dir.path().join("agent"));
+    let image = image(SandboxKind::Python).await;
+    let backend = backend(&dir.path().join("state")).await;
+    let mut spec = spec("limits-1", SandboxKind::Python, &image, &agent);
+    spec.limits.max_processes = 32;
+    spec.limits.data_bytes = 8 << 20;
+    let sandbox = backend.create(&spec, None).await.unwrap();
+
+    // RLIMIT_NPROC, counted by the sandbox kernel for this sandbox only.
+    let forks = shell(
+        sandbox.as_ref(),
+        "python3 -c '\nimport os, signal, time\nkids = []\nfor _ in range(64):\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    kids.append(pid)\nprint(len(kids))\nfor k in kids:\n    os.kill(k, signal.SIGKILL)\n    os.waitpid(k, 0)\n'",
+    )
+    .await;
+    let forked: u32 = forks.stdout.trim().parse().unwrap_or(u32::MAX);
+    assert!(forked > 0 && forked < 32, "{forks:?}");
+
+    // The sandbox kernel's tmpfs honours `size=`.
+    let fill = shell(
+        sandbox.as_ref(),
+        "dd if=/dev/zero of=/mnt/data/f bs=1M count=32 2>&1",
+    )
+    .await;
+    assert_ne!(fill.exit_code, 0, "{fill:?}");
+    assert!(fill.stdout.contains("No space left"), "{fill:?}");
+    assert_eq!(shell(sandbox.as_ref(), "echo alive").await.stdout.trim(), "alive");
+    sandbox.destroy().await.unwrap();
+    assert!(cgroup_dirs("limits-1").is_empty());
+}
