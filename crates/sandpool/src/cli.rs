@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "sandpool", version, about = "Pools of pre-warmed, isolated sandboxes behind the Azure dynamic-sessions API")]
+#[command(
+    name = "sandpool",
+    version,
+    about = "Pools of pre-warmed, isolated sandboxes behind the Azure dynamic-sessions API"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -108,11 +112,22 @@ async fn image(cmd: ImageCommand) -> anyhow::Result<()> {
                 ImageStore::new(&data_dir).ensure(&recipe, &mut |line: &str| eprintln!("[{name}] {line}"))
             })
             .await??;
-            println!("{}\t{}\t{}", image.name, &image.digest[..12], image.rootfs.display());
+            println!(
+                "{}\t{}\t{}",
+                image.name,
+                &image.digest[..12],
+                image.rootfs.display()
+            );
         }
         ImageCommand::List { data_dir } => {
             for image in ImageStore::new(&data_dir).list()? {
-                println!("{}\t{}\t{} packages\t{}", image.name, &image.digest[..12], image.manifest.len(), image.dir.display());
+                println!(
+                    "{}\t{}\t{} packages\t{}",
+                    image.name,
+                    &image.digest[..12],
+                    image.manifest.len(),
+                    image.dir.display()
+                );
             }
         }
     }

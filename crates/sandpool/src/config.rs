@@ -96,7 +96,8 @@ pub struct KeySection {
 
 impl ConfigFile {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
     }
 }
@@ -113,10 +114,18 @@ impl PoolSection {
     /// Turns the ARM-shaped section into a validated spec; errors name the field.
     pub fn to_spec(&self) -> anyhow::Result<PoolSpec> {
         let p = &self.properties;
-        let ctype = match p.container_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        let ctype = match p
+            .container_type
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("pythonlts") => ContainerType::PythonLts,
             Some("shell") => ContainerType::Shell,
-            Some(other) => bail!("pool {}: properties.containerType: unsupported value {other:?} (PythonLTS or Shell)", self.name),
+            Some(other) => bail!(
+                "pool {}: properties.containerType: unsupported value {other:?} (PythonLTS or Shell)",
+                self.name
+            ),
         };
         let mut spec = PoolSpec::with_defaults(&self.name, ctype);
         if let Some(scale) = &p.scale_configuration {
@@ -127,7 +136,11 @@ impl PoolSection {
                 spec.ready_instances = n;
             }
         }
-        if let Some(lc) = p.dynamic_pool_configuration.as_ref().and_then(|d| d.lifecycle_configuration.as_ref()) {
+        if let Some(lc) = p
+            .dynamic_pool_configuration
+            .as_ref()
+            .and_then(|d| d.lifecycle_configuration.as_ref())
+        {
             if let Some(t) = &lc.lifecycle_type {
                 if !t.eq_ignore_ascii_case("timed") {
                     bail!("pool {}: properties.dynamicPoolConfiguration.lifecycleConfiguration.lifecycleType: only Timed is supported for {ctype:?} pools", self.name);
@@ -137,7 +150,11 @@ impl PoolSection {
                 spec.cooldown = Duration::from_secs(s);
             }
         }
-        if let Some(net) = p.session_network_configuration.as_ref().and_then(|n| n.status.as_deref()) {
+        if let Some(net) = p
+            .session_network_configuration
+            .as_ref()
+            .and_then(|n| n.status.as_deref())
+        {
             if !net.eq_ignore_ascii_case("egressdisabled") {
                 bail!("pool {}: properties.sessionNetworkConfiguration.status: only EgressDisabled is supported so far", self.name);
             }
@@ -145,7 +162,10 @@ impl PoolSection {
         if let Some(r) = &p.resources {
             if let Some(cpu) = r.cpu {
                 if !(cpu.is_finite() && cpu > 0.0) {
-                    bail!("pool {}: properties.resources.cpu: must be a positive number of cores", self.name);
+                    bail!(
+                        "pool {}: properties.resources.cpu: must be a positive number of cores",
+                        self.name
+                    );
                 }
                 spec.limits.cpu_millis = (cpu * 1000.0).round() as u32;
             }
@@ -158,7 +178,8 @@ impl PoolSection {
                     .with_context(|| format!("pool {}: properties.resources.data", self.name))?;
             }
         }
-        spec.validate().map_err(|e| anyhow::anyhow!("pool {}: {e}", self.name))?;
+        spec.validate()
+            .map_err(|e| anyhow::anyhow!("pool {}: {e}", self.name))?;
         Ok(spec)
     }
 }
@@ -166,9 +187,13 @@ impl PoolSection {
 /// Parses `512Mi`, `1Gi`, `1.5Gi`, `1G`, `1000000` into bytes.
 pub fn parse_quantity(q: &str) -> anyhow::Result<u64> {
     let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
     let (num, unit) = q.split_at(split);
-    let num: f64 = num.parse().with_context(|| format!("{q:?} is not a quantity like 512Mi or 1Gi"))?;
+    let num: f64 = num
+        .parse()
+        .with_context(|| format!("{q:?} is not a quantity like 512Mi or 1Gi"))?;
     let mult: f64 = match unit {
         "" => 1.0,
         "Ki" => 1024.0,
@@ -212,15 +237,17 @@ mod tests {
         let spec = cfg.pools[0].to_spec().unwrap();
         assert_eq!((spec.max_concurrent, spec.ready_instances), (5, 1));
         assert_eq!(spec.cooldown, Duration::from_secs(60));
-        assert_eq!((spec.limits.cpu_millis, spec.limits.memory_bytes), (500, 512 << 20));
+        assert_eq!(
+            (spec.limits.cpu_millis, spec.limits.memory_bytes),
+            (500, 512 << 20)
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        let cfg: ConfigFile = toml::from_str(
-            "[[pools]]\nname = \"x1x\"\n[pools.properties]\ncontainerType = \"NodeLTS\"\n",
-        )
-        .unwrap();
+        let cfg: ConfigFile =
+            toml::from_str("[[pools]]\nname = \"x1x\"\n[pools.properties]\ncontainerType = \"NodeLTS\"\n")
+                .unwrap();
         let err = cfg.pools[0].to_spec().unwrap_err().to_string();
         assert!(err.contains("properties.containerType"), "{err}");
     }

@@ -44,6 +44,9 @@ mod tests {
         assert_eq!((p1.clone(), k1.clone()), (p2, k2));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(p1).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(hash_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash_hex("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

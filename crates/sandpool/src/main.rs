@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    let invoked_as_agent = std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "sandpool-agent");
+    let invoked_as_agent = std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "sandpool-agent");
     if invoked_as_agent || std::env::args().nth(1).as_deref() == Some("agent") {
         return match sandpool_agent::run() {
             Ok(()) => ExitCode::SUCCESS,

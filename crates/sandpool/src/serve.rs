@@ -21,7 +21,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SANDPOOL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -36,17 +38,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let listen: SocketAddr = match (args.listen, &file.server.listen) {
         (Some(a), _) => a,
-        (None, Some(s)) => s.parse().with_context(|| format!("server.listen: {s:?} is not an address"))?,
+        (None, Some(s)) => s
+            .parse()
+            .with_context(|| format!("server.listen: {s:?} is not an address"))?,
         (None, None) => DEFAULT_LISTEN.parse()?,
     };
-    let data_dir = args.data_dir.clone().or(file.server.data_dir.clone()).unwrap_or_else(|| PathBuf::from(".sandpool"));
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.server.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(".sandpool"));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
 
     let pools = if file.pools.is_empty() {
         default_pools()
     } else {
-        file.pools.iter().map(|p| p.to_spec()).collect::<anyhow::Result<Vec<_>>>()?
+        file.pools
+            .iter()
+            .map(|p| p.to_spec())
+            .collect::<anyhow::Result<Vec<_>>>()?
     };
 
     let mut auth = Authenticator::new();
@@ -63,7 +75,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "admin" => Role::Admin,
             "executor" => Role::Executor,
             "metrics" => Role::Metrics,
-            other => bail!("keys.{}: role {other:?} is not admin, executor or metrics", k.name),
+            other => bail!(
+                "keys.{}: role {other:?} is not admin, executor or metrics",
+                k.name
+            ),
         };
         let hash = Authenticator::parse_key_hash(&k.sha256)
             .with_context(|| format!("keys.{}: sha256 must be 64 hex digits", k.name))?;
@@ -73,7 +88,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !have_key {
         let (path, key) = keys::ensure_generated_admin_key(&data_dir)?;
         auth.add_key(&key, Role::Admin);
-        eprintln!("sandpool: no API key configured; generated an admin key in {}", path.display());
+        eprintln!(
+            "sandpool: no API key configured; generated an admin key in {}",
+            path.display()
+        );
     }
 
     let store = Arc::new(Store::open(&data_dir.join("sandpool.db")).context("opening the database")?);
@@ -92,7 +110,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .context("starting pools")?;
 
     let app = sandpool_api::router(ApiState::new(engine.clone(), auth));
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
     for name in engine.pool_names() {
         println!("pool {name}: http://{addr}/pools/{name}");
@@ -113,14 +133,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokio::time::sleep(DRAIN_TIMEOUT).await;
         } => tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway"),
     }
-    let reason = if args.shutdown_sessions { EndReason::Stopped } else { EndReason::ServerRestart };
+    let reason = if args.shutdown_sessions {
+        EndReason::Stopped
+    } else {
+        EndReason::ServerRestart
+    };
     engine.shutdown(reason, Duration::from_secs(30)).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn make_backends(args: &ServeArgs, file: &ConfigFile, data_dir: &std::path::Path) -> anyhow::Result<Vec<Arc<dyn Backend>>> {
-    let default = args.backend.clone().or(file.server.backend.clone()).unwrap_or_else(|| "gvisor".into());
+async fn make_backends(
+    args: &ServeArgs,
+    file: &ConfigFile,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Vec<Arc<dyn Backend>>> {
+    let default = args
+        .backend
+        .clone()
+        .or(file.server.backend.clone())
+        .unwrap_or_else(|| "gvisor".into());
     let platform = args.platform.clone().or(file.server.platform.clone());
     let gvisor = sandpool_gvisor::GvisorBackend::new(sandpool_gvisor::GvisorConfig {
         state_dir: data_dir.join("gvisor"),

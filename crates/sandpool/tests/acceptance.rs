@@ -25,6 +25,9 @@ fn langchain_and_llama_index_clients_work_unchanged() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    assert!(out.status.success(), "acceptance script failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "acceptance script failed:\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("passed, 0 failed"), "{stdout}");
 }

@@ -18,12 +18,17 @@ pub struct Server {
 }
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Images are shared across test runs (content-addressed, slow to build).
 pub fn test_data() -> PathBuf {
-    std::env::var_os("SANDPOOL_TEST_DATA").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target/test-data"))
+    std::env::var_os("SANDPOOL_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/test-data"))
 }
 
 const CONFIG: &str = r#"
@@ -68,7 +73,10 @@ fn start_server() -> Server {
     std::os::unix::fs::symlink(&images, dir.join("images")).unwrap();
     let hash = {
         use std::process::Command;
-        let out = Command::new(env!("CARGO_BIN_EXE_sandpool")).args(["hash-key", EXECUTOR_KEY]).output().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sandpool"))
+            .args(["hash-key", EXECUTOR_KEY])
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
     let config = dir.join("config.toml");
@@ -81,14 +89,25 @@ fn start_server() -> Server {
         .env("SANDPOOL_API_KEY", ADMIN_KEY)
         .env("SANDPOOL_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(std::fs::File::create(dir.join("server.log")).unwrap()));
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("server.log")).unwrap(),
+        ));
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             Ok(())
         });
     }
-    let mut child = cmd.spawn().expect("starting sandpool serve");
+    // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread
+    // that lives as long as the test process.
+    let (child_tx, child_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = child_tx.send(cmd.spawn());
+        loop {
+            std::thread::park();
+        }
+    });
+    let mut child = child_rx.recv().unwrap().expect("starting sandpool serve");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -105,7 +124,10 @@ fn start_server() -> Server {
             let _ = child.kill();
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            panic!("sandpool serve did not become ready; log tail:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            panic!(
+                "sandpool serve did not become ready; log tail:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
     }
 }
@@ -118,24 +140,42 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("status {} body is not JSON ({e}): {}", self.status, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 fn agent() -> &'static ureq::Agent {
     static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build())
+    AGENT.get_or_init(|| {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(120))
+            .build()
+    })
 }
 
 /// Sends a request; any status is a reply (no error for 4xx/5xx).
-pub fn send(method: &str, path: &str, key: Option<&str>, content_type: Option<&str>, body: Option<&[u8]>) -> Reply {
+pub fn send(
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    content_type: Option<&str>,
+    body: Option<&[u8]>,
+) -> Reply {
     let url = format!("{}{}", server().base, path);
     let mut req = agent().request(method, &url);
     if let Some(k) = key {
@@ -154,13 +194,21 @@ pub fn send(method: &str, path: &str, key: Option<&str>, content_type: Option<&s
         Err(e) => panic!("{method} {path}: {e}"),
     };
     let status = resp.status();
-    let headers = resp.headers_names().into_iter().map(|n| {
-        let v = resp.header(&n).unwrap_or("").to_owned();
-        (n, v)
-    }).collect();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = resp.header(&n).unwrap_or("").to_owned();
+            (n, v)
+        })
+        .collect();
     let mut body = Vec::new();
     std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 pub fn get(path: &str) -> Reply {
@@ -168,7 +216,13 @@ pub fn get(path: &str) -> Reply {
 }
 
 pub fn post_json(path: &str, body: &serde_json::Value) -> Reply {
-    send("POST", path, Some(ADMIN_KEY), Some("application/json"), Some(body.to_string().as_bytes()))
+    send(
+        "POST",
+        path,
+        Some(ADMIN_KEY),
+        Some("application/json"),
+        Some(body.to_string().as_bytes()),
+    )
 }
 
 pub fn delete(path: &str) -> Reply {
@@ -195,7 +249,11 @@ pub fn ident(tag: &str) -> String {
 
 fn rand_hex() -> String {
     let t = Instant::now().elapsed().as_nanos() ^ (std::process::id() as u128) << 20;
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() ^ t;
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        ^ t;
     format!("{:x}", n & 0xffff_ffff_ffff)
 }
 

@@ -11,13 +11,22 @@ fn health_is_open_and_everything_else_needs_a_key() {
     let none = send("GET", &path, None, None, None);
     assert_eq!(none.status, 401, "{}", none.text());
     assert_eq!(none.json()["error"]["code"].as_str().is_some(), true);
-    assert_eq!(send("GET", &path, Some("not-a-valid-key-at-all"), None, None).status, 401);
+    assert_eq!(
+        send("GET", &path, Some("not-a-valid-key-at-all"), None, None).status,
+        401
+    );
     assert_eq!(send("GET", &path, Some(EXECUTOR_KEY), None, None).status, 200);
 }
 
 #[test]
 fn bad_identifiers_get_400_with_the_azure_error_shape() {
-    for id in ["abc", &"x".repeat(129), "bad%20space", "back%5Cslash", "caf%C3%A9"] {
+    for id in [
+        "abc",
+        &"x".repeat(129),
+        "bad%20space",
+        "back%5Cslash",
+        "caf%C3%A9",
+    ] {
         let r = post_json(
             &format!("/pools/python/code/execute?identifier={id}&{OLD}"),
             &json!({"properties": {"code": "1"}}),
@@ -26,7 +35,10 @@ fn bad_identifiers_get_400_with_the_azure_error_shape() {
         assert_eq!(r.json()["error"]["code"], "InvalidIdentifier", "{id}");
         assert_eq!(r.header("x-ms-error-code"), Some("InvalidIdentifier"));
     }
-    let missing = post_json(&format!("/pools/python/code/execute?{OLD}"), &json!({"properties": {"code": "1"}}));
+    let missing = post_json(
+        &format!("/pools/python/code/execute?{OLD}"),
+        &json!({"properties": {"code": "1"}}),
+    );
     assert_eq!(missing.status, 400, "{}", missing.text());
 }
 
@@ -34,22 +46,49 @@ fn bad_identifiers_get_400_with_the_azure_error_shape() {
 fn python_state_results_errors_and_images() {
     let id = ident("py");
     let p = run_py("python", &id, "1+1");
-    assert_eq!((p["status"].as_str(), p["result"].as_i64()), (Some("Success"), Some(2)), "{p}");
+    assert_eq!(
+        (p["status"].as_str(), p["result"].as_i64()),
+        (Some("Success"), Some(2)),
+        "{p}"
+    );
     run_py("python", &id, "counter = 41");
     assert_eq!(run_py("python", &id, "counter + 1")["result"], 42);
-    let p = run_py("python", &id, "print('out'); import sys; print('err', file=sys.stderr)");
-    assert_eq!((p["stdout"].as_str(), p["stderr"].as_str()), (Some("out\n"), Some("err\n")), "{p}");
+    let p = run_py(
+        "python",
+        &id,
+        "print('out'); import sys; print('err', file=sys.stderr)",
+    );
+    assert_eq!(
+        (p["stdout"].as_str(), p["stderr"].as_str()),
+        (Some("out\n"), Some("err\n")),
+        "{p}"
+    );
     let p = run_py("python", &id, "def f():\n    raise ValueError('boom')\nf()");
     assert_eq!(p["status"], "Failure", "{p}");
     let stderr = p["stderr"].as_str().unwrap();
-    assert!(stderr.contains("ValueError") && stderr.contains("boom") && !stderr.contains('\u{1b}'), "{stderr}");
-    let p = run_py("python", &id, "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()");
-    assert_eq!((p["result"]["type"].as_str(), p["result"]["format"].as_str()), (Some("image"), Some("png")), "{p}");
+    assert!(
+        stderr.contains("ValueError") && stderr.contains("boom") && !stderr.contains('\u{1b}'),
+        "{stderr}"
+    );
+    let p = run_py(
+        "python",
+        &id,
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()",
+    );
+    assert_eq!(
+        (p["result"]["type"].as_str(), p["result"]["format"].as_str()),
+        (Some("image"), Some("png")),
+        "{p}"
+    );
     let png = p["result"]["base64_data"].as_str().unwrap();
-    assert!(png.starts_with("iVBORw0KGgo"), "not a PNG: {}", &png[..png.len().min(40)]);
+    assert!(
+        png.starts_with("iVBORw0KGgo"),
+        "not a PNG: {}",
+        &png[..png.len().min(40)]
+    );
     let other = ident("py-other");
     let p = run_py("python", &other, "'counter' in globals()");
-    assert_eq!(p["result"], false, "identifiers must not share state: {p}");
+    assert_eq!(p["result"], "False", "identifiers must not share state: {p}");
 }
 
 #[test]
@@ -63,7 +102,10 @@ fn execution_timeout_reports_failure_and_the_session_survives() {
     assert_eq!(r.status, 200, "{}", r.text());
     let p = &r.json()["properties"];
     assert_eq!(p["status"], "Failure", "{p}");
-    assert!(p["stderr"].as_str().unwrap().to_lowercase().contains("time"), "{p}");
+    assert!(
+        p["stderr"].as_str().unwrap().to_lowercase().contains("time"),
+        "{p}"
+    );
     assert_eq!(run_py("python", &id, "kept")["result"], "'yes'");
 }
 
@@ -71,37 +113,84 @@ fn execution_timeout_reports_failure_and_the_session_survives() {
 fn old_contract_files() {
     let id = ident("files-old");
     let (ct, body) = multipart("/mnt/data/notes.txt", b"hello files");
-    let r = send("POST", &format!("/pools/python/files/upload?identifier={id}&{OLD}"), Some(ADMIN_KEY), Some(&ct), Some(&body));
+    let r = send(
+        "POST",
+        &format!("/pools/python/files/upload?identifier={id}&{OLD}"),
+        Some(ADMIN_KEY),
+        Some(&ct),
+        Some(&body),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
-    assert_eq!((v["value"][0]["properties"]["filename"].as_str(), v["value"][0]["properties"]["size"].as_i64()), (Some("notes.txt"), Some(11)), "{v}");
+    assert_eq!(
+        (
+            v["value"][0]["properties"]["filename"].as_str(),
+            v["value"][0]["properties"]["size"].as_i64()
+        ),
+        (Some("notes.txt"), Some(11)),
+        "{v}"
+    );
     let list = get(&format!("/pools/python/files?identifier={id}&{OLD}")).json();
-    assert!(list["value"].as_array().unwrap().iter().any(|f| f["properties"]["filename"] == "notes.txt"), "{list}");
-    let content = get(&format!("/pools/python/files/content/notes.txt?identifier={id}&{OLD}"));
-    assert_eq!((content.status, content.body.as_slice()), (200, &b"hello files"[..]));
-    assert_eq!(run_py("python", &id, "open('notes.txt').read()")["result"], "'hello files'");
+    assert!(
+        list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["properties"]["filename"] == "notes.txt"),
+        "{list}"
+    );
+    let content = get(&format!(
+        "/pools/python/files/content/notes.txt?identifier={id}&{OLD}"
+    ));
+    assert_eq!(
+        (content.status, content.body.as_slice()),
+        (200, &b"hello files"[..])
+    );
+    assert_eq!(
+        run_py("python", &id, "open('notes.txt').read()")["result"],
+        "'hello files'"
+    );
     let meta = get(&format!("/pools/python/files/notes.txt?identifier={id}&{OLD}"));
     assert_eq!(meta.status, 200, "{}", meta.text());
     let del = delete(&format!("/pools/python/files/notes.txt?identifier={id}&{OLD}"));
     assert_eq!(del.status, 200, "{}", del.text());
-    assert_eq!(get(&format!("/pools/python/files/content/notes.txt?identifier={id}&{OLD}")).status, 404);
-    let escape = get(&format!("/pools/python/files/content/..%2F..%2Fetc%2Fpasswd?identifier={id}&{OLD}"));
+    assert_eq!(
+        get(&format!(
+            "/pools/python/files/content/notes.txt?identifier={id}&{OLD}"
+        ))
+        .status,
+        404
+    );
+    let escape = get(&format!(
+        "/pools/python/files/content/..%2F..%2Fetc%2Fpasswd?identifier={id}&{OLD}"
+    ));
     assert_eq!(escape.status, 400, "traversal must be refused: {}", escape.text());
 }
 
 #[test]
 fn new_contract_executions_files_and_session() {
     let id = ident("new");
-    let r = post_json(&format!("/pools/python/executions?identifier={id}&{NEW}"), &json!({"code": "print(7*9)"}));
+    let r = post_json(
+        &format!("/pools/python/executions?identifier={id}&{NEW}"),
+        &json!({"code": "print(7*9)"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
-    assert_eq!((v["status"].as_str(), v["result"]["stdout"].as_str()), (Some("Succeeded"), Some("63\n")), "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["result"]["stdout"].as_str()),
+        (Some("Succeeded"), Some("63\n")),
+        "{v}"
+    );
     let exec_id = v["id"].as_str().unwrap().to_owned();
-    let again = get(&format!("/pools/python/executions/{exec_id}?identifier={id}&{NEW}"));
+    let again = get(&format!(
+        "/pools/python/executions/{exec_id}?identifier={id}&{NEW}"
+    ));
     // Synchronous executions are recorded asynchronously; allow the recorder a moment.
     let again = if again.status == 404 {
         std::thread::sleep(std::time::Duration::from_millis(500));
-        get(&format!("/pools/python/executions/{exec_id}?identifier={id}&{NEW}"))
+        get(&format!(
+            "/pools/python/executions/{exec_id}?identifier={id}&{NEW}"
+        ))
     } else {
         again
     };
@@ -112,41 +201,100 @@ fn new_contract_executions_files_and_session() {
         &json!({"code": "import time; time.sleep(1); 'done'", "executionType": "asynchronous"}),
     );
     assert_eq!(r.status, 202, "{}", r.text());
-    let location = r.header("operation-location").expect("Operation-Location").to_owned();
+    let location = r
+        .header("operation-location")
+        .expect("Operation-Location")
+        .to_owned();
     let async_id = r.json()["id"].as_str().unwrap().to_owned();
     assert!(location.contains(&async_id), "{location}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let v = get(&format!("/pools/python/executions/{async_id}?identifier={id}&{NEW}")).json();
+        let v = get(&format!(
+            "/pools/python/executions/{async_id}?identifier={id}&{NEW}"
+        ))
+        .json();
         if v["status"] == "Succeeded" {
             assert_eq!(v["result"]["executionResult"], "'done'", "{v}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline && v["status"] == "Running", "{v}");
+        assert!(
+            std::time::Instant::now() < deadline && v["status"] == "Running",
+            "{v}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert_eq!(get(&format!("/pools/python/executions/nope-0000?identifier={id}&{NEW}")).status, 404);
+    assert_eq!(
+        get(&format!(
+            "/pools/python/executions/nope-0000?identifier={id}&{NEW}"
+        ))
+        .status,
+        404
+    );
 
     let (ct, body) = multipart("data.csv", b"a,b\n1,2\n");
-    let up = send("POST", &format!("/pools/python/files?identifier={id}&{NEW}&path=/mnt/data"), Some(ADMIN_KEY), Some(&ct), Some(&body));
+    let up = send(
+        "POST",
+        &format!("/pools/python/files?identifier={id}&{NEW}&path=/mnt/data"),
+        Some(ADMIN_KEY),
+        Some(&ct),
+        Some(&body),
+    );
     assert_eq!(up.status, 200, "{}", up.text());
-    assert_eq!((up.json()["name"].as_str(), up.json()["sizeInBytes"].as_i64()), (Some("data.csv"), Some(8)));
+    assert_eq!(
+        (up.json()["name"].as_str(), up.json()["sizeInBytes"].as_i64()),
+        (Some("data.csv"), Some(8))
+    );
     let list = get(&format!("/pools/python/files?identifier={id}&{NEW}")).json();
-    assert!(list["value"].as_array().unwrap().iter().any(|f| f["name"] == "data.csv"), "{list}");
-    let content = get(&format!("/pools/python/files/data.csv/content?identifier={id}&{NEW}"));
+    assert!(
+        list["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "data.csv"),
+        "{list}"
+    );
+    let content = get(&format!(
+        "/pools/python/files/data.csv/content?identifier={id}&{NEW}"
+    ));
     assert_eq!(content.body, b"a,b\n1,2\n");
-    assert_eq!(get(&format!("/pools/python/files/data.csv?identifier={id}&{NEW}")).json()["name"], "data.csv");
-    assert_eq!(delete(&format!("/pools/python/files/data.csv?identifier={id}&{NEW}")).status, 204);
+    assert_eq!(
+        get(&format!("/pools/python/files/data.csv?identifier={id}&{NEW}")).json()["name"],
+        "data.csv"
+    );
+    assert_eq!(
+        delete(&format!("/pools/python/files/data.csv?identifier={id}&{NEW}")).status,
+        204
+    );
 
     let s = get(&format!("/pools/python/session?identifier={id}&{NEW}"));
     assert_eq!(s.status, 200, "{}", s.text());
     assert_eq!(s.json()["identifier"], id.as_str());
     let sessions = get(&format!("/pools/python/listSessions?{NEW}")).json();
-    assert!(sessions["sessions"].as_array().unwrap().iter().any(|x| x["identifier"] == id.as_str()), "{sessions}");
+    assert!(
+        sessions["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["identifier"] == id.as_str()),
+        "{sessions}"
+    );
     let meta = get(&format!("/pools/python/metadata?{NEW}")).json();
-    assert!(meta["preInstalledPackages"].as_array().unwrap().iter().any(|p| p["name"] == "numpy"), "{meta}");
-    assert_eq!(delete(&format!("/pools/python/session?identifier={id}&{NEW}")).status, 204);
-    assert_eq!(get(&format!("/pools/python/session?identifier={id}&{NEW}")).status, 404);
+    assert!(
+        meta["preInstalledPackages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "numpy"),
+        "{meta}"
+    );
+    assert_eq!(
+        delete(&format!("/pools/python/session?identifier={id}&{NEW}")).status,
+        204
+    );
+    assert_eq!(
+        get(&format!("/pools/python/session?identifier={id}&{NEW}")).status,
+        404
+    );
 }
 
 #[test]
@@ -159,26 +307,53 @@ fn shell_pool_answers_with_the_exit_code() {
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(v["status"], "3", "{v}");
-    assert_eq!((v["result"]["stdout"].as_str(), v["result"]["stderr"].as_str()), (Some("hello\n"), Some("oops\n")));
-    let v = post_json(&format!("/pools/shell/executions?identifier={id}&{NEW}"), &json!({"shellCommand": "jq --version && pwd"})).json();
+    assert_eq!(
+        (v["result"]["stdout"].as_str(), v["result"]["stderr"].as_str()),
+        (Some("hello\n"), Some("oops\n"))
+    );
+    let v = post_json(
+        &format!("/pools/shell/executions?identifier={id}&{NEW}"),
+        &json!({"shellCommand": "jq --version && pwd"}),
+    )
+    .json();
     assert_eq!(v["status"], "0", "{v}");
-    assert!(v["result"]["stdout"].as_str().unwrap().contains("/mnt/data"), "{v}");
+    assert!(
+        v["result"]["stdout"].as_str().unwrap().contains("/mnt/data"),
+        "{v}"
+    );
 }
 
 #[test]
 fn stop_session_and_cooldown_give_a_fresh_session() {
     let id = ident("stop");
     run_py("python", &id, "x = 1");
-    let r = send("POST", &format!("/pools/python/.management/stopSession?identifier={id}&{NEW}"), Some(ADMIN_KEY), None, None);
+    let r = send(
+        "POST",
+        &format!("/pools/python/.management/stopSession?identifier={id}&{NEW}"),
+        Some(ADMIN_KEY),
+        None,
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.text(), format!("Session {id} in session pool python stopped."));
-    assert_eq!(run_py("python", &id, "'x' in globals()")["result"], false);
+    assert_eq!(run_py("python", &id, "'x' in globals()")["result"], "False");
 
     // The `quick` pool has a 4 s cooldown.
     let id = ident("cool");
     run_py("quick", &id, "y = 2");
-    assert_eq!(get(&format!("/pools/quick/session?identifier={id}&{NEW}")).status, 200);
+    assert_eq!(
+        get(&format!("/pools/quick/session?identifier={id}&{NEW}")).status,
+        200
+    );
     std::thread::sleep(std::time::Duration::from_secs(7));
-    assert_eq!(get(&format!("/pools/quick/session?identifier={id}&{NEW}")).status, 404, "cooldown should have ended it");
-    assert_eq!(run_py("quick", &id, "'y' in globals()")["result"], false, "a new request gets a fresh session");
+    assert_eq!(
+        get(&format!("/pools/quick/session?identifier={id}&{NEW}")).status,
+        404,
+        "cooldown should have ended it"
+    );
+    assert_eq!(
+        run_py("quick", &id, "'y' in globals()")["result"],
+        "False",
+        "a new request gets a fresh session"
+    );
 }
