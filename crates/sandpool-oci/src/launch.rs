@@ -136,6 +136,15 @@ pub async fn remove_leftover(
     bundle: BundleLayout,
     cgroup: SandboxCgroup,
 ) -> Result<(), SandboxError> {
+    // A running container is killed first: `runsc delete --force` on a live sandbox
+    // takes seconds, on a dead one milliseconds. Failure here (nothing running) is fine.
+    let kill = ["kill".into(), id.as_str().into(), "KILL".into()];
+    if let Err(e) = runtime
+        .run("kill the container", &kill, crate::runtime::COMMAND_TIMEOUT)
+        .await
+    {
+        tracing::debug!(sandbox = %id, error = %e, "kill before delete");
+    }
     HostParts {
         runtime: runtime.clone(),
         id: id.clone(),
