@@ -74,7 +74,7 @@ def llama_index():
     check("d.csv" in names, "llama-index list", names)
     data = spec.download_file_to_local("d.csv").read()
     check(data == b"a,b\n1,2\n", "llama-index download", data)
-    out = spec.code_interpreter("import pandas as pd\npd.read_csv('d.csv')['b'].sum()")
+    out = spec.code_interpreter("import pandas as pd\nint(pd.read_csv('d.csv')['b'].sum())")
     check(out["properties"]["result"] == 2, "llama-index pandas on uploaded file", out)
 
 
