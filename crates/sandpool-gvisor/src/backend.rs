@@ -342,21 +342,7 @@ impl Backend for GvisorBackend {
     }
 
     async fn leftovers(&self) -> Result<Vec<SandboxId>, SandboxError> {
-        let mut ids: Vec<SandboxId> = self
-            .runtime
-            .list()
-            .await?
-            .into_iter()
-            .filter_map(|id| SandboxId::new(id).ok())
-            .collect();
-        for entry in std::fs::read_dir(self.state_dir.join("bundles"))? {
-            if let Some(id) = entry?.file_name().to_str().and_then(|n| SandboxId::new(n).ok()) {
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        ids.dedup();
-        Ok(ids)
+        sandpool_oci::list_leftovers(&self.runtime, &self.state_dir.join("bundles")).await
     }
 
     async fn remove_leftover(&self, id: &SandboxId) -> Result<(), SandboxError> {

@@ -128,6 +128,29 @@ pub(crate) async fn fail(sandbox: OciSandbox, action: &str, error: SandboxError)
     }
 }
 
+/// Sandboxes left behind by an earlier run: containers the runtime still lists, and
+/// bundle directories under `bundles_dir` (a sandbox whose runtime state is gone but
+/// whose bundle and cgroup remain).
+pub async fn list_leftovers(
+    runtime: &OciRuntime,
+    bundles_dir: &std::path::Path,
+) -> Result<Vec<SandboxId>, SandboxError> {
+    let mut ids: Vec<SandboxId> = runtime
+        .list()
+        .await?
+        .into_iter()
+        .filter_map(|id| SandboxId::new(id).ok())
+        .collect();
+    for entry in std::fs::read_dir(bundles_dir)? {
+        if let Some(id) = entry?.file_name().to_str().and_then(|n| SandboxId::new(n).ok()) {
+            ids.push(id);
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
 /// Kills and removes a sandbox this process did not start (a leftover of an earlier
 /// run): its container, bundle directory and cgroup. Idempotent.
 pub async fn remove_leftover(

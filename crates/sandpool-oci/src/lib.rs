@@ -19,7 +19,7 @@ pub use cgroup::{CgroupLimits, SandboxCgroup};
 pub use config::{Linux, Mount, Process, Rlimit, Root, RuntimeConfig};
 pub use environment::sandbox_env;
 pub use error::OciError;
-pub use launch::{launch, remove_leftover, LaunchRequest};
+pub use launch::{launch, list_leftovers, remove_leftover, LaunchRequest};
 pub use log_tail::tail_of_files;
 pub use running::OciSandbox;
 pub use runtime::OciRuntime;
