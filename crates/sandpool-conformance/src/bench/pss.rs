@@ -44,13 +44,21 @@ pub fn sandbox_host_pids(id: &str) -> BTreeSet<u32> {
     }
 }
 
-/// Sum of PSS over `pids`, in bytes; processes that exited meanwhile count zero.
-pub fn total_pss_bytes(pids: &BTreeSet<u32>) -> u64 {
+/// PSS in bytes of each of `pids` with its command name; processes that exited
+/// meanwhile are left out.
+pub fn pss_by_process(pids: &BTreeSet<u32>) -> Vec<(u32, String, u64)> {
     pids.iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
-        .filter_map(|text| parse_pss_kib(&text))
-        .sum::<u64>()
-        * 1024
+        .filter_map(|&pid| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            Some((pid, comm.trim().to_string(), parse_pss_kib(&text)? * 1024))
+        })
+        .collect()
+}
+
+/// Sum of PSS over `pids`, in bytes.
+pub fn total_pss_bytes(pids: &BTreeSet<u32>) -> u64 {
+    pss_by_process(pids).iter().map(|(_, _, bytes)| bytes).sum()
 }
 
 /// The `Pss:` line of an smaps_rollup, in KiB.

@@ -5,7 +5,7 @@
 //! `cargo run --release -p sandpool-conformance --bin sandbox-bench -- [--backend gvisor|runc] [--n N] [--round-trips M] [--idle K]`
 
 use sandpool_conformance::bench::host_agent::HostAgent;
-use sandpool_conformance::bench::pss::{sandbox_host_pids, total_pss_bytes};
+use sandpool_conformance::bench::pss::{pss_by_process, sandbox_host_pids};
 use sandpool_conformance::bench::stats::{ms, Samples};
 use sandpool_conformance::paths::{self, Profile};
 use sandpool_conformance::{backends, setup, SandboxGuard, TestEnv};
@@ -83,7 +83,7 @@ async fn run() -> Result<(), BoxError> {
         let started = Instant::now();
         let t = env.python_template(&*backend).await;
         println!(
-            "template build (boot + import numpy/pandas/matplotlib + checkpoint): {}",
+            "template ready (boot + import numpy/pandas/matplotlib + checkpoint; near zero when reused from disk): {}",
             ms(started.elapsed())
         );
         let restores = time_starts(&*backend, &env, Some(&t), args.n).await?;
@@ -94,7 +94,13 @@ async fn run() -> Result<(), BoxError> {
         None
     };
     let boots = time_starts(&*backend, &env, None, args.n).await?;
-    report("start, cold boot", &boots, &[50.0, 95.0]);
+    report("start, cold boot (agent answers Hello)", &boots, &[50.0, 95.0]);
+    let heavy = time_heavy_boots(&*backend, &env, args.n).await?;
+    report(
+        "start, cold boot + import numpy/pandas/matplotlib",
+        &heavy,
+        &[50.0, 95.0],
+    );
 
     let warm = ready_sandbox(&*backend, &env, template.as_ref(), "bench-rt").await?;
     let in_sandbox = round_trips(warm.agent(), args.round_trips).await?;
@@ -136,6 +142,20 @@ async fn time_starts(
             if template.is_some() { "restore" } else { "boot" },
             i + 1
         );
+    }
+    eprintln!();
+    Ok(Samples::new(samples))
+}
+
+/// Cold boot until the heavy modules are imported: what a restore saves.
+async fn time_heavy_boots(backend: &dyn Backend, env: &TestEnv, n: usize) -> Result<Samples, BoxError> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        let guard = ready_sandbox(backend, env, None, "bench-heavy").await?;
+        samples.push(started.elapsed());
+        guard.destroy().await;
+        eprint!("\rboot+import {}/{n}", i + 1);
     }
     eprintln!();
     Ok(Samples::new(samples))
@@ -194,27 +214,35 @@ async fn idle_pss(
     let mut total = 0;
     for guard in &ready {
         let pids = sandbox_host_pids(guard.sandbox().id().as_str());
-        let pss = total_pss_bytes(&pids);
-        println!(
-            "idle PSS of {} ({} host processes {:?}): {:.1} MiB",
-            guard.sandbox().id(),
-            pids.len(),
-            pids,
-            pss as f64 / (1 << 20) as f64
-        );
         if pids.is_empty() {
             return Err(format!("no host processes found for {}", guard.sandbox().id()).into());
         }
+        let parts = pss_by_process(&pids);
+        let pss: u64 = parts.iter().map(|(_, _, bytes)| bytes).sum();
+        let breakdown: Vec<String> = parts
+            .iter()
+            .map(|(pid, comm, b)| format!("{comm}[{pid}] {}", mib(*b)))
+            .collect();
+        println!(
+            "idle PSS of {}: {} = {}",
+            guard.sandbox().id(),
+            mib(pss),
+            breakdown.join(" + ")
+        );
         total += pss;
     }
     println!(
-        "idle PSS per ready sandbox ({count} ready at once, numpy/pandas/matplotlib imported): {:.1} MiB",
-        total as f64 / count as f64 / (1 << 20) as f64
+        "idle PSS per ready sandbox ({count} ready at once, numpy/pandas/matplotlib imported): {}",
+        mib(total / count as u64)
     );
     for guard in ready {
         guard.destroy().await;
     }
     Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
 fn report(what: &str, samples: &Samples, percentiles: &[f64]) {
