@@ -1,6 +1,7 @@
 //! [`GvisorBackend`]: sandboxes as runsc containers, cold-booted or restored from
 //! checkpointed templates.
 
+use crate::compat;
 use crate::platform::probe_platform;
 use crate::template::{template_dir, template_key, RuntimeIdentity};
 use crate::GvisorError;
@@ -8,7 +9,7 @@ use async_trait::async_trait;
 use rand::RngCore;
 use sandpool_oci::{
     build_config, launch, BundleLayout, BundleOptions, CgroupLimits, Flavour, LaunchRequest, OciRuntime,
-    OciSandbox, SandboxCgroup,
+    OciSandbox, Preload, SandboxCgroup,
 };
 use sandpool_proto::{Request, Response};
 use sandpool_sandbox::{
@@ -30,8 +31,8 @@ const CPU_PERIOD_US: u64 = 100_000;
 /// Where and how to run runsc.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GvisorConfig {
-    /// Holds runsc's state (`runsc/`), sandbox bundles (`bundles/`) and templates
-    /// (`templates/`). One directory per backend instance.
+    /// Holds runsc's state (`runsc/`), sandbox bundles (`bundles/`), templates
+    /// (`templates/`) and the compatibility shim (`compat/`). One directory per backend instance.
     pub state_dir: PathBuf,
     /// The runsc binary.
     pub runsc: PathBuf,
@@ -44,6 +45,8 @@ pub struct GvisorBackend {
     state_dir: PathBuf,
     runtime: OciRuntime,
     identity: RuntimeIdentity,
+    /// The statx compatibility shim preloaded into every sandbox.
+    preload: Preload,
     /// Parent of every sandbox cgroup of this backend instance.
     cgroup_parent: String,
     template_lock: tokio::sync::Mutex<()>,
@@ -81,7 +84,7 @@ impl GvisorBackend {
             .next()
             .unwrap_or("")
             .to_string();
-        for sub in ["runsc", "bundles", "templates"] {
+        for sub in ["runsc", "bundles", "templates", "compat"] {
             std::fs::create_dir_all(config.state_dir.join(sub))?;
         }
         let state_dir = std::fs::canonicalize(&config.state_dir)?;
@@ -92,6 +95,7 @@ impl GvisorBackend {
             }
             None => probe_platform(&config.runsc, &state_dir.join("probe")).await?,
         };
+        let preload = compat::install(&state_dir.join("compat"))?;
         let instance = hex::encode(&Sha256::digest(state_dir.to_string_lossy().as_bytes())[..4]);
         tracing::info!(runsc_version, platform, state_dir = %state_dir.display(), "gVisor backend ready");
         Ok(GvisorBackend {
@@ -108,7 +112,9 @@ impl GvisorBackend {
             identity: RuntimeIdentity {
                 runsc_version,
                 platform,
+                compat: compat::digest(),
             },
+            preload,
             cgroup_parent: format!("/sandpool/gvisor-{instance}"),
             state_dir,
             template_lock: tokio::sync::Mutex::new(()),
@@ -142,6 +148,7 @@ impl GvisorBackend {
             &BundleOptions {
                 flavour: Flavour::Gvisor {
                     host_pids_limit: host_pids_limit(spec.limits.max_processes),
+                    preload: Some(self.preload.clone()),
                 },
                 cgroups_path: cgroup.relative().to_string(),
             },

@@ -3,6 +3,7 @@
 //! template.
 
 mod backend;
+mod compat;
 mod error;
 mod platform;
 mod template;

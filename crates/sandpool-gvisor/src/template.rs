@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 pub struct RuntimeIdentity {
     pub runsc_version: String,
     pub platform: String,
+    /// Digest of the preloaded compatibility shim.
+    pub compat: String,
 }
 
 /// Hash of everything that must match between checkpoint and restore: runsc and its
-/// platform, the image, kind, limits, network, environment and the agent bundle
+/// platform, the compatibility shim, the image, kind, limits, network, environment and the agent bundle
 /// (argv and each file's name, size and modification time). The sandbox id is not part
 /// of it.
 pub fn template_key(spec: &SandboxSpec, runtime: &RuntimeIdentity) -> std::io::Result<String> {
@@ -27,6 +29,7 @@ pub fn template_key(spec: &SandboxSpec, runtime: &RuntimeIdentity) -> std::io::R
     field("format", "sandpool-gvisor-template-1");
     field("runsc", &runtime.runsc_version);
     field("platform", &runtime.platform);
+    field("compat", &runtime.compat);
     field("image", &spec.image_digest);
     field("rootfs", &spec.rootfs.to_string_lossy());
     field("kind", spec.kind.as_str());
@@ -93,6 +96,7 @@ mod tests {
         let rt = RuntimeIdentity {
             runsc_version: "x".into(),
             platform: "ptrace".into(),
+            compat: "c".into(),
         };
         let a = template_key(&spec(dir.path(), "a"), &rt).unwrap();
         assert_eq!(a, template_key(&spec(dir.path(), "b"), &rt).unwrap());

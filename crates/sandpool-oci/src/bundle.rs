@@ -14,12 +14,26 @@ const CPU_PERIOD_US: u64 = 100_000;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Flavour {
     /// gVisor: the process limit is the sandbox kernel's `RLIMIT_NPROC` (counted per
-    /// sandbox), the host pids cgroup only bounds the sentry and must stay generous.
-    Gvisor { host_pids_limit: u64 },
+    /// sandbox), the host pids cgroup only bounds the sentry and must stay generous;
+    /// `preload` is a compatibility library for runsc's gaps.
+    Gvisor {
+        host_pids_limit: u64,
+        preload: Option<Preload>,
+    },
     /// runc: a shared host kernel, so the process limit is the pids cgroup
     /// (`RLIMIT_NPROC` would count uid 1000 across every sandbox on the host), plus a
     /// seccomp allowlist and masked `/proc` paths.
     Runc { seccomp: serde_json::Value },
+}
+
+/// A shared object preloaded into every sandbox process: `host_dir` is mounted
+/// read-only at `mount_point` and `LD_PRELOAD` names `<mount_point>/<library>` (before
+/// any `LD_PRELOAD` of the spec).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preload {
+    pub host_dir: PathBuf,
+    pub mount_point: String,
+    pub library: String,
 }
 
 /// Runtime-specific choices for [`build_config`].
@@ -107,6 +121,28 @@ fn rlimit(kind: &str, value: u64) -> Rlimit {
     }
 }
 
+/// Mounts the preload directory and puts its library first in `LD_PRELOAD`.
+fn add_preload(mounts: &mut Vec<Mount>, env: &mut Vec<String>, preload: &Preload) -> Result<(), OciError> {
+    let valid = preload.mount_point.starts_with('/')
+        && !preload.library.is_empty()
+        && !preload.library.contains(['/', ' ', ':']);
+    if !valid {
+        return Err(OciError::InvalidSpec(format!("bad preload {preload:?}")));
+    }
+    mounts.push(mount(
+        &preload.mount_point,
+        "bind",
+        &path_str(&preload.host_dir, "preload directory")?,
+        &["rbind", "ro", "nosuid", "nodev"],
+    ));
+    let ours = format!("{}/{}", preload.mount_point, preload.library);
+    match env.iter_mut().find(|e| e.starts_with("LD_PRELOAD=")) {
+        Some(theirs) => *theirs = format!("LD_PRELOAD={ours} {}", &theirs["LD_PRELOAD=".len()..]),
+        None => env.push(format!("LD_PRELOAD={ours}")),
+    }
+    Ok(())
+}
+
 /// The `config.json` for `spec`: read-only image root, the agent bundle read-only at
 /// [`AGENT_MOUNT_POINT`], tmpfs `/tmp` and a size-limited tmpfs [`DATA_DIR`] owned by
 /// the sandbox user, the agent as uid/gid 1000 with no capabilities and
@@ -140,6 +176,7 @@ pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<Runti
         ),
     ];
     let mut rlimits = vec![rlimit("RLIMIT_NOFILE", 4096), rlimit("RLIMIT_CORE", 0)];
+    let mut env = sandbox_env(spec)?;
     let namespaces = ["pid", "ipc", "uts", "mount", "network"]
         .iter()
         .map(|k| Namespace { kind: k.to_string() })
@@ -166,9 +203,15 @@ pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<Runti
         seccomp: None,
     };
     match &options.flavour {
-        Flavour::Gvisor { host_pids_limit } => {
+        Flavour::Gvisor {
+            host_pids_limit,
+            preload,
+        } => {
             rlimits.push(rlimit("RLIMIT_NPROC", u64::from(limits.max_processes)));
             linux.resources.pids.limit = i64::try_from(*host_pids_limit).unwrap_or(i64::MAX);
+            if let Some(preload) = preload {
+                add_preload(&mut mounts, &mut env, preload)?;
+            }
         }
         Flavour::Runc { seccomp } => {
             linux.resources.pids.limit = i64::from(limits.max_processes);
@@ -209,7 +252,7 @@ pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<Runti
                 additional_gids: Vec::new(),
             },
             args: spec.agent.argv.clone(),
-            env: sandbox_env(spec)?,
+            env,
             cwd: DATA_DIR.to_string(),
             capabilities: Capabilities::default(),
             rlimits,
@@ -250,6 +293,7 @@ mod tests {
         BundleOptions {
             flavour: Flavour::Gvisor {
                 host_pids_limit: 5000,
+                preload: None,
             },
             cgroups_path: "/sandpool/sb-1".into(),
         }
@@ -281,6 +325,53 @@ mod tests {
         assert!(agent.options.contains(&"ro".to_string()));
         assert!(c.process.env.contains(&"FOO=bar".to_string()));
         assert!(c.process.env.contains(&"SANDPOOL_KIND=python".to_string()));
+    }
+
+    #[test]
+    fn a_preload_is_mounted_and_comes_first_in_ld_preload() {
+        let mut options = gvisor();
+        options.flavour = Flavour::Gvisor {
+            host_pids_limit: 5000,
+            preload: Some(Preload {
+                host_dir: "/state/compat/abc".into(),
+                mount_point: "/opt/sandpool-compat".into(),
+                library: "libx.so".into(),
+            }),
+        };
+        let c = build_config(&spec(), &options).unwrap();
+        let m = c
+            .mounts
+            .iter()
+            .find(|m| m.destination == "/opt/sandpool-compat")
+            .unwrap();
+        assert_eq!(m.source, "/state/compat/abc");
+        assert!(m.options.contains(&"ro".to_string()));
+        assert!(c
+            .process
+            .env
+            .contains(&"LD_PRELOAD=/opt/sandpool-compat/libx.so".to_string()));
+        let mut s = spec();
+        s.env.push(("LD_PRELOAD".into(), "/usr/lib/libmine.so".into()));
+        let c = build_config(&s, &options).unwrap();
+        let preloads: Vec<_> = c
+            .process
+            .env
+            .iter()
+            .filter(|e| e.starts_with("LD_PRELOAD="))
+            .collect();
+        assert_eq!(
+            preloads,
+            ["LD_PRELOAD=/opt/sandpool-compat/libx.so /usr/lib/libmine.so"]
+        );
+        options.flavour = Flavour::Gvisor {
+            host_pids_limit: 5000,
+            preload: Some(Preload {
+                host_dir: "relative".into(),
+                mount_point: "/opt/x".into(),
+                library: "libx.so".into(),
+            }),
+        };
+        assert!(build_config(&spec(), &options).is_err());
     }
 
     #[test]

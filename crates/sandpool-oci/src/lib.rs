@@ -14,7 +14,7 @@ mod running;
 mod runtime;
 pub mod seccomp;
 
-pub use bundle::{build_config, BundleLayout, BundleOptions, Flavour};
+pub use bundle::{build_config, BundleLayout, BundleOptions, Flavour, Preload};
 pub use cgroup::{CgroupLimits, SandboxCgroup};
 pub use config::{Linux, Mount, Process, Rlimit, Root, RuntimeConfig};
 pub use environment::sandbox_env;
