@@ -18,5 +18,6 @@ sandpool_conformance::backend_tests!("gvisor" =>
     disk_fill_is_contained,
     path_traversal_is_refused,
     cold_boot_answers,
+    destroy_leaves_nothing,
     restored_copies_have_distinct_prng,
 );

@@ -21,5 +21,6 @@ sandpool_conformance::backend_tests!("runc" =>
     disk_fill_is_contained,
     path_traversal_is_refused,
     cold_boot_answers,
+    destroy_leaves_nothing,
     checkpoint_is_refused,
 );
