@@ -254,3 +254,43 @@ async fn hostile_layers_are_refused_and_write_nothing_outside() {
         Some(false)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_auth() {
+    let tokens = support::token::TokenService::start("bob", "tok-pass").await;
+    let registry = Registry::start_bearer(&tokens.realm).await;
+    // `silly` auth accepts any Authorization header, so the pusher's basic header is enough.
+    let pusher = Pusher::new(&registry.addr, Some(("push", "push")));
+    let sample = image::sample();
+    pusher.image("team/tokened", "v1", &sample).await;
+    let image = ImageRef::parse(&format!("{}/team/tokened:v1", registry.addr)).unwrap();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = ImageCache::new(cache_dir.path());
+
+    let err = cache
+        .pull(&client(None), &image, no_progress())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::AuthRequired { .. }), "{err}");
+    let wrong = client(Some(Credentials::new("bob", "nope")));
+    let err = cache.pull(&wrong, &image, no_progress()).await.unwrap_err();
+    assert!(matches!(err, RegistryError::AuthFailed { .. }), "{err}");
+
+    let ready = cache
+        .pull(
+            &client(Some(Credentials::new("bob", "tok-pass"))),
+            &image,
+            no_progress(),
+        )
+        .await
+        .unwrap();
+    assert_sample_tree(&ready.rootfs);
+    let requests = tokens.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("scope=repository%3Ateam%2Ftokened%3Apull")
+                && r.contains("service=sandpool-test")),
+        "token requests: {requests:?}"
+    );
+}

@@ -4,3 +4,4 @@
 pub mod image;
 pub mod push;
 pub mod registry;
+pub mod token;

@@ -16,8 +16,19 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts the registry; with `htpasswd_user` it requires that user's basic credentials.
+    /// Starts the registry without authentication.
     pub async fn start(htpasswd_user: Option<(&str, &str)>) -> Registry {
+        Self::start_with(htpasswd_user, None).await
+    }
+
+    /// Starts the registry behind distribution's `silly` token auth: it answers with a
+    /// `Bearer realm=<realm>` challenge and accepts any request carrying a token.
+    pub async fn start_bearer(realm: &str) -> Registry {
+        Self::start_with(None, Some(realm)).await
+    }
+
+    /// Starts the registry; with `htpasswd_user` it requires that user's basic credentials.
+    async fn start_with(htpasswd_user: Option<(&str, &str)>, bearer_realm: Option<&str>) -> Registry {
         assert!(
             Path::new(BINARY).exists(),
             "{BINARY} is missing: install it with `apt-get install docker-registry`"
@@ -40,6 +51,11 @@ impl Registry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: sandpool-test\n    path: {}\n",
                 htpasswd.display()
+            ));
+        }
+        if let Some(realm) = bearer_realm {
+            config.push_str(&format!(
+                "auth:\n  silly:\n    realm: {realm}\n    service: sandpool-test\n"
             ));
         }
         let config_path = dir.path().join("config.yml");
