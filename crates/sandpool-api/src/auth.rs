@@ -1,5 +1,7 @@
 //! API keys and roles: keys are kept only as SHA-256 hashes, checked in constant time,
-//! and enforced by a route layer ([`guard`]) that any group of routes can reuse.
+//! and enforced by a route layer ([`guard`]) that any group of routes can reuse. Keys
+//! created through the API are found through a lookup hook (the store); the caller's
+//! identity is put in the request's extensions as a [`Caller`] for auditing.
 
 use crate::error::ApiError;
 use axum::extract::{Request, State};
@@ -39,13 +41,45 @@ impl Access {
     }
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Executor => "executor",
+            Role::Admin => "admin",
+            Role::Metrics => "metrics",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.to_ascii_lowercase().as_str() {
+            "executor" => Some(Role::Executor),
+            "admin" => Some(Role::Admin),
+            "metrics" => Some(Role::Metrics),
+            _ => None,
+        }
+    }
+}
+
+/// Who made a request: the key's id and name, and its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Finds keys the authenticator does not hold itself (e.g. created through the API
+/// and kept hashed in the store). Blocking; called off the async threads.
+pub type KeyLookup = Arc<dyn Fn(&str) -> Option<Caller> + Send + Sync>;
+
 /// The SHA-256 of a key.
 pub type KeyHash = [u8; 32];
 
 /// Known keys, as hashes with their roles. Keys themselves are never stored or logged.
 #[derive(Default, Clone)]
 pub struct Authenticator {
-    keys: Vec<(KeyHash, Role)>,
+    keys: Vec<(KeyHash, Caller)>,
+    lookup: Option<KeyLookup>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -74,11 +108,27 @@ impl Authenticator {
 
     /// Adds a key given in clear (it is hashed immediately).
     pub fn add_key(&mut self, key: &str, role: Role) {
-        self.keys.push((Self::hash_key(key), role));
+        self.add_key_hash(Self::hash_key(key), role);
     }
 
     pub fn add_key_hash(&mut self, hash: KeyHash, role: Role) {
-        self.keys.push((hash, role));
+        let name = format!("key-{}", &hex::encode(hash)[..8]);
+        self.add_named_key_hash(hash, &name, role);
+    }
+
+    /// Adds a key hash under a name (its caller id is `config:<name>`).
+    pub fn add_named_key_hash(&mut self, hash: KeyHash, name: &str, role: Role) {
+        let caller = Caller {
+            id: format!("config:{name}"),
+            name: name.to_owned(),
+            role,
+        };
+        self.keys.push((hash, caller));
+    }
+
+    /// Also accepts the keys `lookup` finds.
+    pub fn set_lookup(&mut self, lookup: KeyLookup) {
+        self.lookup = Some(lookup);
     }
 
     pub fn with_key(mut self, key: &str, role: Role) -> Self {
@@ -86,18 +136,36 @@ impl Authenticator {
         self
     }
 
-    /// The role of the bearer key in `headers`, if it is a known key.
+    /// The role of the bearer key in `headers`, if it is a key held in memory.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Role> {
-        let token = bearer_token(headers)?;
+        self.identify_static(bearer_token(headers)?).map(|c| c.role)
+    }
+
+    fn identify_static(&self, token: &str) -> Option<Caller> {
         let presented = Self::hash_key(token);
         // Compare against every key without early exit, so timing reveals nothing.
-        let mut found: Option<Role> = None;
-        for (hash, role) in &self.keys {
+        let mut found: Option<&Caller> = None;
+        for (hash, caller) in &self.keys {
             if constant_time_eq(hash, &presented) && found.is_none() {
-                found = Some(*role);
+                found = Some(caller);
             }
         }
-        found
+        found.cloned()
+    }
+
+    /// The caller presenting the bearer key in `headers`: a key held in memory, else
+    /// one the lookup hook finds.
+    pub async fn identify(&self, headers: &HeaderMap) -> Option<Caller> {
+        let token = bearer_token(headers)?;
+        if let Some(caller) = self.identify_static(token) {
+            return Some(caller);
+        }
+        let lookup = self.lookup.clone()?;
+        let token = token.to_owned();
+        tokio::task::spawn_blocking(move || lookup(&token))
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -125,13 +193,16 @@ where
 
 async fn check(
     State((authenticator, access)): State<(Arc<Authenticator>, Access)>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
-    match authenticator.authenticate(request.headers()) {
+    match authenticator.identify(request.headers()).await {
         None => ApiError::Unauthorized.into_response(),
-        Some(role) if !access.allows(role) => ApiError::Forbidden.into_response(),
-        Some(_) => next.run(request).await,
+        Some(caller) if !access.allows(caller.role) => ApiError::Forbidden.into_response(),
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
     }
 }
 
@@ -167,6 +238,24 @@ mod tests {
         assert_eq!(a.authenticate(&headers("Bearer k")), Some(Role::Metrics));
         assert!(Authenticator::parse_key_hash("abcd").is_none());
         assert!(!format!("{a:?}").contains(&hex_digest));
+    }
+
+    #[tokio::test]
+    async fn the_lookup_hook_finds_other_keys() {
+        let mut a = Authenticator::new().with_key("static", Role::Executor);
+        a.set_lookup(Arc::new(|key: &str| {
+            (key == "stored").then(|| Caller {
+                id: "key-1".into(),
+                name: "ci".into(),
+                role: Role::Admin,
+            })
+        }));
+        assert_eq!(a.identify(&headers("Bearer stored")).await.unwrap().id, "key-1");
+        assert_eq!(
+            a.identify(&headers("Bearer static")).await.unwrap().role,
+            Role::Executor
+        );
+        assert!(a.identify(&headers("Bearer other")).await.is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::params::{decode, Query};
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use sandpool_engine::SessionService;
+use sandpool_engine::{AdminService, SessionService};
 use std::sync::Arc;
 
 /// What the router shares with every handler.
@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub struct ApiState {
     pub service: Arc<dyn SessionService>,
     pub authenticator: Arc<Authenticator>,
+    /// Management operations; without it the management routes answer 404.
+    pub admin: Option<Arc<dyn AdminService>>,
 }
 
 impl ApiState {
@@ -22,7 +24,14 @@ impl ApiState {
         ApiState {
             service,
             authenticator: Arc::new(authenticator),
+            admin: None,
         }
+    }
+
+    /// Adds the management API (pools, sessions, keys, audit log, metrics).
+    pub fn with_admin(mut self, admin: Arc<dyn AdminService>) -> Self {
+        self.admin = Some(admin);
+        self
     }
 }
 

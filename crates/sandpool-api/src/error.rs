@@ -32,6 +32,11 @@ pub enum ApiError {
     Forbidden,
     #[error("no operation matches {0}")]
     RouteNotFound(String),
+    /// A pool definition that does not validate; the message names the field.
+    #[error("{0}")]
+    InvalidPool(#[from] crate::pool_schema::SchemaError),
+    #[error("API key {0:?} does not exist or is already revoked")]
+    KeyNotFound(String),
 }
 
 impl ApiError {
@@ -41,6 +46,7 @@ impl ApiError {
         match self {
             ApiError::Engine(e) => match e {
                 E::PoolNotFound(_) => (StatusCode::NOT_FOUND, "PoolNotFound"),
+                E::PoolNotReady { .. } => (StatusCode::CONFLICT, "PoolNotReady"),
                 E::SessionNotFound(_) => (StatusCode::NOT_FOUND, "SessionNotFound"),
                 E::ExecutionNotFound(_) => (StatusCode::NOT_FOUND, "ExecutionNotFound"),
                 E::FileNotFound(_) => (StatusCode::NOT_FOUND, "FileNotFound"),
@@ -64,6 +70,8 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            ApiError::InvalidPool(_) => (StatusCode::BAD_REQUEST, "InvalidPoolDefinition"),
+            ApiError::KeyNotFound(_) => (StatusCode::NOT_FOUND, "ApiKeyNotFound"),
         }
     }
 

@@ -6,6 +6,7 @@
 //! Handlers only call [`SessionService`](sandpool_engine::SessionService); every error
 //! becomes an HTTP status in one place, [`error`].
 
+mod admin_routes;
 pub mod auth;
 mod context;
 pub mod error;
@@ -13,27 +14,31 @@ mod execute;
 mod execution_request;
 mod file_json;
 mod files;
+mod management;
 mod openapi;
 mod params;
+pub mod pool_schema;
 pub mod request_id;
 mod results;
 mod sessions;
 mod upload;
 
-pub use auth::{guard, Access, Authenticator, KeyHash, Role};
+pub use auth::{guard, Access, Authenticator, Caller, KeyHash, KeyLookup, Role};
 pub use context::ApiState;
 pub use error::ApiError;
+pub use management::JsonPoolCodec;
 pub use openapi::OPENAPI_JSON;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 /// The whole API. `GET /healthz` is open; `GET /openapi.json` needs any valid key;
-/// the data plane needs an `Executor` (or `Admin`) key.
+/// the data plane needs an `Executor` (or `Admin`) key; management (`/sessionPools`,
+/// `/apiKeys`, `/auditLog`) an `Admin` key; `/metrics` a `Metrics` (or `Admin`) key.
 pub fn router(state: ApiState) -> Router {
     let auth = state.authenticator.clone();
     let data_plane = Router::new()
@@ -58,13 +63,40 @@ pub fn router(state: ApiState) -> Router {
             post(sessions::stop_session),
         );
     let documents = Router::new().route("/openapi.json", get(openapi::openapi_json));
+    let management = Router::new()
+        .route("/sessionPools", get(management::list_pools))
+        .route(
+            "/sessionPools/{name}",
+            get(management::get_pool)
+                .put(management::put_pool)
+                .patch(management::patch_pool)
+                .delete(management::delete_pool),
+        )
+        .route("/sessionPools/{name}/sessions", get(admin_routes::list_sessions))
+        .route(
+            "/sessionPools/{name}/sessions/{identifier}/stop",
+            post(admin_routes::stop_session),
+        )
+        .route(
+            "/apiKeys",
+            get(admin_routes::list_keys).post(admin_routes::create_key),
+        )
+        .route("/apiKeys/{id}", delete(admin_routes::revoke_key))
+        .route("/auditLog", get(admin_routes::audit_log));
+    let metrics = Router::new().route("/metrics", get(admin_routes::metrics));
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(guard(data_plane, auth.clone(), Access::Role(Role::Executor)))
-        .merge(guard(documents, auth, Access::AnyKey))
+        .merge(guard(documents, auth.clone(), Access::AnyKey))
+        .merge(guard(management, auth.clone(), Access::Role(Role::Admin)))
+        .merge(guard(metrics, auth, Access::Role(Role::Metrics)))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            admin_routes::count_requests,
+        ))
         .with_state(state);
     // Path clean-up must happen before routing, so it wraps the routed app.
     Router::new()

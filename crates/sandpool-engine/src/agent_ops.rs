@@ -17,7 +17,9 @@ pub fn engine_error(e: SandboxError, path: &str) -> EngineError {
             ErrorKind::NotFound => EngineError::FileNotFound(path.to_owned()),
             ErrorKind::NoSpace => EngineError::NoSpace,
             ErrorKind::BadRequest | ErrorKind::Unsupported => EngineError::InvalidInput(a.message),
-            ErrorKind::DriverUnavailable | ErrorKind::Internal => EngineError::Internal(a.message),
+            ErrorKind::DriverUnavailable | ErrorKind::Unreachable | ErrorKind::Internal => {
+                EngineError::Internal(a.message)
+            }
         },
         SandboxError::AgentGone => EngineError::SessionLost("the sandbox stopped".into()),
         other => EngineError::Internal(other.to_string()),

@@ -1,8 +1,11 @@
 //! The engine: every running pool, and the [`SessionService`] the HTTP layer calls.
 
+use crate::admin::{PoolCodec, ProvisioningState};
 use crate::agent_ops;
 use crate::clock::Clock;
-use crate::prepare::{ensure_image, install_agent, prepare_pool};
+use crate::metrics::Metrics;
+use crate::pool_admin::drain_runners;
+use crate::pool_entry::PoolEntry;
 use crate::recorder::{Record, Recorder};
 use crate::runner::{Lease, PoolRunner};
 use crate::service::*;
@@ -13,7 +16,7 @@ use sandpool_sandbox::Backend;
 use sandpool_store::Store;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What the engine is built from.
@@ -25,26 +28,36 @@ pub struct EngineConfig {
     pub backends: Vec<Arc<dyn Backend>>,
     pub store: Arc<Store>,
     pub clock: Arc<dyn Clock>,
+    /// How pool specs are kept in the store.
+    pub codec: Arc<dyn PoolCodec>,
 }
 
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) pools: RwLock<HashMap<String, Arc<PoolEntry>>>,
+    pub(crate) recorder: Recorder,
+    pub(crate) metrics: Arc<Metrics>,
+    /// The engine itself, for background work started from `&self` methods.
+    pub(crate) me: Weak<Engine>,
+}
+
+/// A prepared pool, for one data-plane request.
 struct RunningPool {
     runner: Arc<PoolRunner>,
     metadata: PoolMetadata,
 }
 
-pub struct Engine {
-    config: EngineConfig,
-    pools: RwLock<HashMap<String, Arc<RunningPool>>>,
-    recorder: Recorder,
-}
-
 /// Extra time past an execution's own timeout before the engine gives up on the agent.
 const AGENT_GRACE: Duration = Duration::from_secs(15);
 
-fn unix_ms(t: SystemTime) -> i64 {
+pub(crate) fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+pub(crate) fn from_unix_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
 fn new_execution_id() -> String {
@@ -60,12 +73,26 @@ fn new_execution_id() -> String {
     )
 }
 
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, sandpool_store::StoreError> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(|e| EngineError::Internal(format!("store: {e}")))
+}
+
 impl Engine {
     /// Cleans up what a previous run left, records its open sessions as ended with
-    /// `server-restart`, then prepares (images, templates) and starts every pool.
+    /// `server-restart`, then prepares (images, templates) and starts every pool: the
+    /// pools kept in the store, with `pools` (from the config file) upserted over them.
     pub async fn start(config: EngineConfig, pools: Vec<PoolSpec>) -> Result<Arc<Engine>, EngineError> {
         if config.backends.is_empty() {
             return Err(EngineError::Internal("no isolation backend configured".into()));
+        }
+        for spec in &pools {
+            spec.validate()?;
         }
         for backend in &config.backends {
             let leftovers = backend
@@ -81,7 +108,7 @@ impl Engine {
         }
         let now = unix_ms(config.clock.wall());
         let store = config.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let stored = blocking(move || {
             let ended = store.end_all_open("server-restart", now)?;
             let failed = store.fail_running_executions("the server restarted during the execution", now)?;
             if ended + failed > 0 {
@@ -91,73 +118,47 @@ impl Engine {
                     "recorded state left by the previous run"
                 );
             }
-            Ok::<_, sandpool_store::StoreError>(())
+            store.list_pools()
         })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(|e| EngineError::Internal(format!("store: {e}")))?;
+        .await?;
 
         let recorder = Recorder::start(config.store.clone());
-        let engine = Arc::new(Engine {
+        let engine = Arc::new_cyclic(|me| Engine {
             config,
             pools: RwLock::new(HashMap::new()),
             recorder,
+            metrics: Arc::new(Metrics::new()),
+            me: me.clone(),
         });
+        let mut specs: Vec<PoolSpec> = Vec::new();
+        for record in stored {
+            if pools.iter().any(|p| p.name == record.name) {
+                continue;
+            }
+            match engine.config.codec.decode(&record.name, &record.spec) {
+                Ok(spec) => specs.push(spec),
+                Err(e) => {
+                    tracing::error!(pool = %record.name, error = %e, "stored pool definition is invalid; not started")
+                }
+            }
+        }
         for spec in pools {
-            engine.add_pool(spec).await?;
+            engine.persist_pool(&spec).await?;
+            specs.push(spec);
+        }
+        for spec in specs {
+            let entry = engine.insert_entry(spec.clone());
+            engine.clone().provision(entry, spec, 0).await;
         }
         Ok(engine)
     }
 
-    /// Prepares a pool (image, template) and starts filling its ready set.
-    pub async fn add_pool(&self, spec: PoolSpec) -> Result<(), EngineError> {
-        spec.validate()?;
-        let backend = match &spec.backend {
-            None => self.config.backends[0].clone(),
-            Some(name) => self
-                .config
-                .backends
-                .iter()
-                .find(|b| b.name() == name)
-                .cloned()
-                .ok_or_else(|| {
-                    EngineError::InvalidInput(format!("backend: unknown isolation backend {name:?}"))
-                })?,
-        };
-        let image = ensure_image(self.config.data_dir.clone(), spec.container_type).await?;
-        let agent = install_agent(&self.config.data_dir, &self.config.agent_exe)?;
-        let factory = prepare_pool(&spec, &image, agent, backend).await?;
-        let metadata = PoolMetadata {
-            runtimes: match spec.container_type {
-                ContainerType::PythonLts => image
-                    .package_version("python3", sandpool_image::PackageKind::Deb)
-                    .map(|v| vec![("python".to_owned(), v.to_owned())])
-                    .unwrap_or_default(),
-                ContainerType::Shell => image
-                    .package_version("bash", sandpool_image::PackageKind::Deb)
-                    .map(|v| vec![("bash".to_owned(), v.to_owned())])
-                    .unwrap_or_default(),
-            },
-            packages: image
-                .manifest
-                .iter()
-                .filter(|e| {
-                    spec.container_type == ContainerType::Shell || e.kind == sandpool_image::PackageKind::Pip
-                })
-                .map(|e| (e.name.clone(), e.version.clone()))
-                .collect(),
-            created_at: self.config.clock.wall(),
-        };
-        let name = spec.name.clone();
-        let runner = PoolRunner::start(spec, factory, self.config.clock.clone(), self.recorder.clone());
-        self.pools
-            .write()
-            .expect("pools poisoned")
-            .insert(name, Arc::new(RunningPool { runner, metadata }));
-        Ok(())
+    /// The engine's metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
-    /// Names of the running pools.
+    /// Names of the pools.
     pub fn pool_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .pools
@@ -177,35 +178,42 @@ impl Engine {
 
     /// Ends every session with `reason` and destroys every sandbox, waiting (bounded) for it.
     pub async fn shutdown(&self, reason: EndReason, within: Duration) {
-        let pools: Vec<Arc<RunningPool>> = self
+        let entries: Vec<Arc<PoolEntry>> = self
             .pools
             .write()
             .expect("pools poisoned")
             .drain()
             .map(|(_, p)| p)
             .collect();
-        for p in &pools {
-            let mut st = p.runner.lock();
-            let actions = st.core.shutdown(reason, p.runner.millis());
-            p.runner.apply(&mut st, actions);
-        }
-        let deadline = tokio::time::Instant::now() + within;
-        for p in &pools {
-            while !p.runner.lock().core.is_drained() && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        // Let the recorder flush the last session ends.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let runners: Vec<Arc<PoolRunner>> = entries.iter().filter_map(|e| e.runner()).collect();
+        drain_runners(&runners, reason, within).await;
     }
 
     fn running(&self, pool: &str) -> Result<Arc<RunningPool>, EngineError> {
-        self.pools
+        let entry = self
+            .pools
             .read()
             .expect("pools poisoned")
             .get(pool)
             .cloned()
-            .ok_or_else(|| EngineError::PoolNotFound(pool.to_owned()))
+            .ok_or_else(|| EngineError::PoolNotFound(pool.to_owned()))?;
+        let st = entry.lock();
+        match (&st.runner, &st.metadata) {
+            (Some(runner), Some(metadata)) => Ok(Arc::new(RunningPool {
+                runner: runner.clone(),
+                metadata: metadata.clone(),
+            })),
+            _ => Err(EngineError::PoolNotReady {
+                pool: pool.to_owned(),
+                state: match st.state {
+                    ProvisioningState::Failed => format!(
+                        "preparation failed: {}",
+                        st.error.as_deref().unwrap_or("unknown error")
+                    ),
+                    other => other.as_str().to_owned(),
+                },
+            }),
+        }
     }
 
     async fn lease(&self, pool: &str, id: &Identifier) -> Result<(Arc<RunningPool>, Lease), EngineError> {
@@ -220,10 +228,10 @@ impl Engine {
         input: ExecutionInput,
         timeout: Duration,
     ) -> Result<ExecutionOutput, EngineError> {
-        let timeout = timeout.min(p.runner.spec.max_execution_timeout);
+        let timeout = timeout.min(p.runner.spec().max_execution_timeout);
         let agent = lease.sandbox.agent();
         let work = async {
-            match (input, p.runner.spec.container_type) {
+            match (input, p.runner.spec().container_type) {
                 (ExecutionInput::Python { code }, ContainerType::PythonLts) => {
                     agent_ops::execute_python(agent, code, timeout)
                         .await
@@ -256,6 +264,7 @@ impl Engine {
     ) -> ExecutionRecord {
         finish_record(
             &self.recorder,
+            &self.metrics,
             self.config.clock.as_ref(),
             pool,
             id,
@@ -270,6 +279,7 @@ impl Engine {
 #[allow(clippy::too_many_arguments)]
 fn finish_record(
     recorder: &Recorder,
+    metrics: &Metrics,
     clock: &dyn Clock,
     pool: &str,
     id: &Identifier,
@@ -278,6 +288,7 @@ fn finish_record(
     result: Result<ExecutionOutput, EngineError>,
     inserted: bool,
 ) -> ExecutionRecord {
+    let took = clock.wall().duration_since(created_at).unwrap_or_default();
     let (state, output, error) = match result {
         Ok(out) => {
             let ok = match &out {
@@ -296,6 +307,15 @@ fn finish_record(
         }
         Err(e) => (ExecutionState::Failed, None, Some(e.to_string())),
     };
+    metrics.execution(
+        pool,
+        match state {
+            ExecutionState::Succeeded => "succeeded",
+            _ if error.is_some() => "error",
+            _ => "failed",
+        },
+        took,
+    );
     recorder.record(Record::ExecutionFinished {
         pool: pool.to_owned(),
         identifier: id.to_string(),
@@ -323,7 +343,7 @@ fn finish_record(
 impl SessionService for Engine {
     async fn pool(&self, pool: &str) -> Result<PoolInfo, EngineError> {
         let p = self.running(pool)?;
-        let spec = &p.runner.spec;
+        let spec = p.runner.spec();
         Ok(PoolInfo {
             name: spec.name.clone(),
             container_type: spec.container_type,
@@ -381,13 +401,18 @@ impl SessionService for Engine {
             }
             other => EngineError::Internal(other.to_string()),
         })?;
-        let (recorder, clock) = (self.recorder.clone(), self.config.clock.clone());
+        let (recorder, clock, metrics) = (
+            self.recorder.clone(),
+            self.config.clock.clone(),
+            self.metrics.clone(),
+        );
         let (pool_s, id_c, exec_c) = (pool.to_owned(), id.clone(), execution_id.clone());
         tokio::spawn(async move {
             let result = Self::run(&p, &lease, input, timeout).await;
             drop(lease);
             finish_record(
                 &recorder,
+                &metrics,
                 clock.as_ref(),
                 &pool_s,
                 &id_c,
@@ -450,7 +475,7 @@ impl SessionService for Engine {
         data: Vec<u8>,
     ) -> Result<FileEntry, EngineError> {
         let (p, lease) = self.lease(pool, id).await?;
-        let limit = p.runner.spec.max_upload_bytes;
+        let limit = p.runner.spec().max_upload_bytes;
         if data.len() as u64 > limit {
             return Err(EngineError::TooLarge {
                 size: data.len() as u64,
@@ -465,7 +490,7 @@ impl SessionService for Engine {
         agent_ops::read_file(
             lease.sandbox.agent(),
             path,
-            p.runner.spec.limits.data_bytes.max(1 << 30),
+            p.runner.spec().limits.data_bytes.max(1 << 30),
         )
         .await
     }

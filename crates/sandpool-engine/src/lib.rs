@@ -5,18 +5,24 @@
 //! The HTTP layer sees only the [`SessionService`] trait and the plain types in
 //! [`service`]; it never touches sandboxes, backends or the database.
 
+pub mod admin;
 mod agent_ops;
 pub mod clock;
 mod engine;
 mod factory;
+pub mod metrics;
+mod pool_admin;
+mod pool_entry;
 mod pool_spec;
 mod prepare;
 mod recorder;
 mod runner;
 pub mod service;
 
+pub use admin::*;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig};
+pub use metrics::Metrics;
 pub use pool_spec::PoolSpec;
 pub use sandpool_pool::Counts;
 pub use service::*;

@@ -16,6 +16,8 @@ pub struct PoolSpec {
     pub max_concurrent: u32,
     /// Idle time after the last request before a session is deleted (`cooldownPeriodInSeconds`).
     pub cooldown: Duration,
+    /// Sessions end (`max-alive`) this long after they started, busy or not.
+    pub max_alive: Option<Duration>,
     pub limits: Limits,
     pub network: NetworkPolicy,
     /// Largest accepted upload.
@@ -37,6 +39,7 @@ impl PoolSpec {
             ready_instances: 2,
             max_concurrent: 50,
             cooldown: Duration::from_secs(300),
+            max_alive: None,
             limits: Limits::default(),
             network: NetworkPolicy::Disabled,
             max_upload_bytes: 128 << 20,
@@ -44,6 +47,15 @@ impl PoolSpec {
             allocation_timeout: Duration::from_secs(60),
             backend: None,
         }
+    }
+
+    /// True when sandboxes made for `self` and for `other` differ (image, limits,
+    /// network, backend), so ready sandboxes must be replaced.
+    pub fn template_differs(&self, other: &PoolSpec) -> bool {
+        self.container_type != other.container_type
+            || self.limits != other.limits
+            || self.network != other.network
+            || self.backend != other.backend
     }
 
     /// Checks the spec, naming the offending field.
@@ -71,6 +83,12 @@ impl PoolSpec {
             return bad(
                 "dynamicPoolConfiguration.lifecycleConfiguration.cooldownPeriodInSeconds",
                 "must be at least 1",
+            );
+        }
+        if self.ready_instances > self.max_concurrent {
+            return bad(
+                "scaleConfiguration.readySessionInstances",
+                "must be at most maxConcurrentSessions",
             );
         }
         if self.limits.memory_bytes < 64 << 20 {

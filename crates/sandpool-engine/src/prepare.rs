@@ -62,13 +62,14 @@ pub(crate) async fn prepare_pool(
     image: &Image,
     agent: AgentRuntime,
     backend: Arc<dyn Backend>,
+    generation: u64,
 ) -> Result<SandboxFactory, EngineError> {
     let kind = match spec.container_type {
         ContainerType::PythonLts => SandboxKind::Python,
         ContainerType::Shell => SandboxKind::Shell,
     };
     let base = SandboxSpec {
-        id: SandboxId::new(format!("sp-{}-template", spec.name))
+        id: SandboxId::new(format!("sp-{}-template-{generation}", spec.name))
             .map_err(|e| EngineError::Internal(e.to_string()))?,
         rootfs: image.rootfs.clone(),
         image_digest: image.digest.clone(),
@@ -77,11 +78,12 @@ pub(crate) async fn prepare_pool(
         network: spec.network.clone(),
         agent,
         env: Vec::new(),
+        workload: None,
     };
     let template = if backend.supports_checkpoint() {
         let warm: Vec<String> = match kind {
             SandboxKind::Python => PYTHON_WARM_MODULES.iter().map(|m| m.to_string()).collect(),
-            SandboxKind::Shell => Vec::new(),
+            SandboxKind::Shell | SandboxKind::Custom => Vec::new(),
         };
         let began = std::time::Instant::now();
         match backend.build_template(&base, &warm).await {

@@ -3,6 +3,7 @@
 
 use crate::clock::Clock;
 use crate::factory::SandboxFactory;
+use crate::metrics::{AllocationKind, Metrics};
 use crate::recorder::{Record, Recorder};
 use crate::service::{EngineError, SessionInfo, SessionState};
 use crate::PoolSpec;
@@ -12,7 +13,8 @@ use sandpool_pool::{
 };
 use sandpool_sandbox::{ExitReason, Sandbox};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
 
@@ -21,12 +23,18 @@ type Waiter = oneshot::Sender<Result<SlotId, PoolError>>;
 pub(crate) struct State {
     pub(crate) core: PoolCore,
     pub(crate) sandboxes: HashMap<SlotId, Arc<dyn Sandbox>>,
+    /// Which factory generation made each started sandbox.
+    made_by: HashMap<SlotId, u64>,
     waiters: HashMap<Identifier, Vec<Waiter>>,
 }
 
 pub(crate) struct PoolRunner {
-    pub(crate) spec: PoolSpec,
-    pub(crate) factory: SandboxFactory,
+    pub(crate) name: String,
+    spec: RwLock<Arc<PoolSpec>>,
+    factory: RwLock<Arc<SandboxFactory>>,
+    /// Bumped whenever the factory is swapped; older sandboxes are rolled.
+    generation: AtomicU64,
+    metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     recorder: Recorder,
     state: Mutex<State>,
@@ -54,12 +62,14 @@ impl Drop for Lease {
 }
 
 pub(crate) fn core_config(spec: &PoolSpec) -> PoolConfig {
-    PoolConfig::new(
+    let mut config = PoolConfig::new(
         spec.ready_instances,
         spec.max_concurrent,
         spec.cooldown,
         spec.allocation_timeout,
-    )
+    );
+    config.max_alive = spec.max_alive;
+    config
 }
 
 impl PoolRunner {
@@ -68,18 +78,23 @@ impl PoolRunner {
         factory: SandboxFactory,
         clock: Arc<dyn Clock>,
         recorder: Recorder,
+        metrics: Arc<Metrics>,
     ) -> Arc<PoolRunner> {
         let origin = clock.now();
         let wall_origin = clock.wall();
         let outcome = PoolCore::new(core_config(&spec), Millis(0));
         let runner = Arc::new(PoolRunner {
-            spec,
-            factory,
+            name: spec.name.clone(),
+            spec: RwLock::new(Arc::new(spec)),
+            factory: RwLock::new(Arc::new(factory)),
+            generation: AtomicU64::new(0),
+            metrics,
             clock,
             recorder,
             state: Mutex::new(State {
                 core: outcome.value,
                 sandboxes: HashMap::new(),
+                made_by: HashMap::new(),
                 waiters: HashMap::new(),
             }),
             wake: Notify::new(),
@@ -92,6 +107,46 @@ impl PoolRunner {
         }
         tokio::spawn(runner.clone().run_ticker());
         runner
+    }
+
+    /// The pool's current spec.
+    pub(crate) fn spec(&self) -> Arc<PoolSpec> {
+        self.spec.read().expect("spec poisoned").clone()
+    }
+
+    /// Applies a new spec's sizing and timing at once (the ready set follows now).
+    pub(crate) fn reconfigure(self: &Arc<Self>, spec: PoolSpec) {
+        let config = core_config(&spec);
+        *self.spec.write().expect("spec poisoned") = Arc::new(spec);
+        let mut st = self.lock();
+        let actions = st.core.reconfigure(config, self.millis());
+        self.apply(&mut st, actions);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Makes sandboxes from `factory` from now on and replaces the ready sandboxes made
+    /// by the previous one. Allocated sessions keep their sandboxes until they end.
+    pub(crate) fn swap_factory(self: &Arc<Self>, factory: SandboxFactory) {
+        *self.factory.write().expect("factory poisoned") = Arc::new(factory);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut st = self.lock();
+        let allocated: std::collections::HashSet<SlotId> =
+            st.core.sessions().into_iter().filter_map(|s| s.slot).collect();
+        let old: Vec<SlotId> = st
+            .sandboxes
+            .keys()
+            .filter(|slot| !allocated.contains(slot))
+            .filter(|slot| st.made_by.get(slot).copied().unwrap_or(0) < generation)
+            .copied()
+            .collect();
+        tracing::info!(pool = %self.name, rolled = old.len(), "new sandbox template; replacing ready sandboxes");
+        for slot in old {
+            let actions = st.core.slot_died(slot, EndReason::Stopped, self.millis());
+            self.apply(&mut st, actions);
+        }
+        drop(st);
+        self.wake.notify_one();
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -121,12 +176,20 @@ impl PoolRunner {
         identifier: &Identifier,
         mode: AllocateMode,
     ) -> Result<Lease, EngineError> {
+        let began = Instant::now();
         let waiting = {
             let mut st = self.lock();
+            let is_new = st.core.session(identifier).is_none();
             let outcome = st.core.request(identifier, mode, self.millis());
             self.apply(&mut st, outcome.actions);
             match outcome.value {
-                Ok(Acquire::Ready { slot }) => return self.hold(&mut st, identifier, slot),
+                Ok(Acquire::Ready { slot }) => {
+                    if is_new {
+                        self.metrics
+                            .allocation(&self.name, AllocationKind::WarmHit, began.elapsed());
+                    }
+                    return self.hold(&mut st, identifier, slot);
+                }
                 Ok(Acquire::Wait { .. }) => {
                     let (tx, rx) = oneshot::channel();
                     st.waiters.entry(identifier.clone()).or_default().push(tx);
@@ -141,7 +204,14 @@ impl PoolRunner {
             .map_err(|_| EngineError::Internal("the pool stopped while the request waited".into()))?
             .map_err(|e| self.pool_error(e))?;
         let mut st = self.lock();
-        self.hold(&mut st, identifier, slot)
+        let lease = self.hold(&mut st, identifier, slot)?;
+        let kind = if lease.sandbox.restored() {
+            AllocationKind::Restore
+        } else {
+            AllocationKind::ColdStart
+        };
+        self.metrics.allocation(&self.name, kind, began.elapsed());
+        Ok(lease)
     }
 
     fn hold(
@@ -167,7 +237,7 @@ impl PoolRunner {
     fn pool_error(&self, e: PoolError) -> EngineError {
         match e {
             PoolError::AtCapacity { max, .. } => EngineError::AtCapacity {
-                pool: self.spec.name.clone(),
+                pool: self.name.clone(),
                 max,
             },
             PoolError::AllocationTimeout {
@@ -175,10 +245,10 @@ impl PoolRunner {
                 last_start_error,
             } => {
                 if let Some(err) = last_start_error {
-                    tracing::warn!(pool = %self.spec.name, error = %err, "allocation timed out after failed starts");
+                    tracing::warn!(pool = %self.name, error = %err, "allocation timed out after failed starts");
                 }
                 EngineError::AllocationTimeout {
-                    pool: self.spec.name.clone(),
+                    pool: self.name.clone(),
                     waited,
                 }
             }
@@ -186,9 +256,7 @@ impl PoolRunner {
                 "the session ended ({}) before it was allocated",
                 reason.as_str()
             )),
-            PoolError::ShuttingDown => {
-                EngineError::Internal(format!("pool {} is shutting down", self.spec.name))
-            }
+            PoolError::ShuttingDown => EngineError::Internal(format!("pool {} is shutting down", self.name)),
         }
     }
 
@@ -208,6 +276,7 @@ impl PoolRunner {
 
     /// Allocated sessions, as the API shows them.
     pub(crate) fn sessions(&self) -> Vec<SessionInfo> {
+        let cooldown = self.spec().cooldown;
         let st = self.lock();
         st.core
             .sessions()
@@ -224,7 +293,7 @@ impl PoolRunner {
                     state: SessionState::Allocated,
                     created_at: self.wall(s.created_at),
                     last_accessed_at: self.wall(s.last_access_at),
-                    expires_at: self.wall(s.expires_at.unwrap_or(s.last_access_at.plus(self.spec.cooldown))),
+                    expires_at: self.wall(s.expires_at.unwrap_or(s.last_access_at.plus(cooldown))),
                     sandbox_id,
                     end_reason: None,
                 }
@@ -242,7 +311,8 @@ impl PoolRunner {
                 }
                 Action::DestroySandbox { slot, reason } => {
                     let sandbox = st.sandboxes.remove(&slot);
-                    tracing::debug!(pool = %self.spec.name, %slot, ?reason, "destroying sandbox");
+                    st.made_by.remove(&slot);
+                    tracing::debug!(pool = %self.name, %slot, ?reason, "destroying sandbox");
                     tokio::spawn(self.clone().destroy_slot(slot, sandbox));
                 }
                 Action::NotifyAllocated { identifier, slot } => {
@@ -251,9 +321,9 @@ impl PoolRunner {
                         .get(&slot)
                         .map(|s| s.id().to_string())
                         .unwrap_or_default();
-                    tracing::info!(pool = %self.spec.name, %identifier, sandbox = %sandbox_id, "session allocated");
+                    tracing::info!(pool = %self.name, %identifier, sandbox = %sandbox_id, "session allocated");
                     self.recorder.record(Record::SessionStarted {
-                        pool: self.spec.name.clone(),
+                        pool: self.name.clone(),
                         identifier: identifier.to_string(),
                         sandbox_id,
                         at: self.unix_ms(self.millis()),
@@ -277,9 +347,10 @@ impl PoolRunner {
                         .get(&slot)
                         .map(|s| s.id().to_string())
                         .unwrap_or_default();
-                    tracing::info!(pool = %self.spec.name, %identifier, reason = reason.as_str(), "session ended");
+                    tracing::info!(pool = %self.name, %identifier, reason = reason.as_str(), "session ended");
+                    self.metrics.session_ended(&self.name, reason.as_str());
                     self.recorder.record(Record::SessionEnded {
-                        pool: self.spec.name.clone(),
+                        pool: self.name.clone(),
                         identifier: identifier.to_string(),
                         sandbox_id,
                         reason: reason.as_str(),
@@ -291,22 +362,40 @@ impl PoolRunner {
     }
 
     async fn start_slot(self: Arc<Self>, slot: SlotId) {
-        let started = self.factory.start(&self.spec.name, slot).await;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let factory = self.factory.read().expect("factory poisoned").clone();
+        let started = factory.start(&self.name, slot).await;
         let mut st = self.lock();
         let now = self.millis();
         let actions = match started {
             Ok(started) => {
+                self.metrics
+                    .sandbox_started(&self.name, started.sandbox.restored(), started.took);
                 tracing::info!(
-                    pool = %self.spec.name, sandbox = %started.sandbox.id(),
+                    pool = %self.name, sandbox = %started.sandbox.id(),
                     restored = started.sandbox.restored(), took_ms = started.took.as_millis() as u64,
                     "sandbox ready"
                 );
                 st.sandboxes.insert(slot, started.sandbox.clone());
+                st.made_by.insert(slot, generation);
                 tokio::spawn(self.clone().watch_slot(slot, started.sandbox));
-                st.core.slot_ready(slot, now)
+                let mut actions = st.core.slot_ready(slot, now);
+                let stays_ready = !actions.iter().any(|a| match a {
+                    Action::NotifyAllocated { slot: s, .. } | Action::DestroySandbox { slot: s, .. } => {
+                        *s == slot
+                    }
+                    _ => false,
+                });
+                if stays_ready && generation < self.generation.load(Ordering::SeqCst) {
+                    // Started from a template replaced meanwhile: roll it at once.
+                    self.apply(&mut st, std::mem::take(&mut actions));
+                    actions = st.core.slot_died(slot, EndReason::Stopped, now);
+                }
+                actions
             }
             Err(e) => {
-                tracing::warn!(pool = %self.spec.name, %slot, error = %e, "sandbox failed to start");
+                self.metrics.sandbox_failed(&self.name, "start-failed");
+                tracing::warn!(pool = %self.name, %slot, error = %e, "sandbox failed to start");
                 st.core.slot_start_failed(slot, e.to_string(), now)
             }
         };
@@ -318,9 +407,13 @@ impl PoolRunner {
     async fn watch_slot(self: Arc<Self>, slot: SlotId, sandbox: Arc<dyn Sandbox>) {
         let reason = match sandbox.wait_exit().await {
             ExitReason::Destroyed => return,
-            ExitReason::OutOfMemory => EndReason::Oom,
+            ExitReason::OutOfMemory => {
+                self.metrics.sandbox_failed(&self.name, "oom");
+                EndReason::Oom
+            }
             ExitReason::Crashed { detail } => {
-                tracing::warn!(pool = %self.spec.name, sandbox = %sandbox.id(), %detail, "sandbox died");
+                tracing::warn!(pool = %self.name, sandbox = %sandbox.id(), %detail, "sandbox died");
+                self.metrics.sandbox_failed(&self.name, "crashed");
                 EndReason::Crashed
             }
         };
@@ -334,7 +427,7 @@ impl PoolRunner {
     async fn destroy_slot(self: Arc<Self>, slot: SlotId, sandbox: Option<Arc<dyn Sandbox>>) {
         if let Some(sandbox) = sandbox {
             if let Err(e) = sandbox.destroy().await {
-                tracing::warn!(pool = %self.spec.name, sandbox = %sandbox.id(), error = %e, "destroy failed");
+                tracing::warn!(pool = %self.name, sandbox = %sandbox.id(), error = %e, "destroy failed");
             }
         }
         let mut st = self.lock();

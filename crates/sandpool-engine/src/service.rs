@@ -95,6 +95,9 @@ pub struct PoolMetadata {
 pub enum EngineError {
     #[error("pool {0:?} does not exist")]
     PoolNotFound(String),
+    /// The pool exists but is not (yet) able to serve: preparing, failed or deleting.
+    #[error("pool {pool:?} is not ready: {state}")]
+    PoolNotReady { pool: String, state: String },
     #[error("session {0:?} does not exist")]
     SessionNotFound(String),
     #[error("execution {0:?} does not exist")]

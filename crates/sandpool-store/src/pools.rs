@@ -54,6 +54,13 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Deletes the pool's definition only, keeping its session and execution history
+    /// (a deleted pool's sessions stay listable with their end reason). False if it did
+    /// not exist.
+    pub fn forget_pool(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.conn().execute("DELETE FROM pools WHERE name = ?1", [name])? > 0)
+    }
+
     /// Deletes the pool with its session and execution history. False if it did not exist.
     pub fn delete_pool(&self, name: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();

@@ -5,8 +5,8 @@ use crate::cli::{LogFormat, ServeArgs};
 use crate::config::{default_pools, ConfigFile};
 use crate::keys;
 use anyhow::{bail, Context};
-use sandpool_api::{ApiState, Authenticator, Role};
-use sandpool_engine::{EndReason, Engine, EngineConfig, SystemClock};
+use sandpool_api::{ApiState, Authenticator, Caller, JsonPoolCodec, Role};
+use sandpool_engine::{AdminService, EndReason, Engine, EngineConfig, SystemClock};
 use sandpool_sandbox::Backend;
 use sandpool_store::Store;
 use std::net::SocketAddr;
@@ -52,14 +52,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize()?;
 
-    let pools = if file.pools.is_empty() {
-        default_pools()
-    } else {
-        file.pools
-            .iter()
-            .map(|p| p.to_spec())
-            .collect::<anyhow::Result<Vec<_>>>()?
-    };
+    let pools = file
+        .pools
+        .iter()
+        .map(|p| p.to_spec())
+        .collect::<anyhow::Result<Vec<_>>>()?;
 
     let mut auth = Authenticator::new();
     let mut have_key = false;
@@ -67,7 +64,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if key.len() < 16 {
             bail!("SANDPOOL_API_KEY must be at least 16 characters");
         }
-        auth.add_key(&key, Role::Admin);
+        auth.add_named_key_hash(Authenticator::hash_key(&key), "env", Role::Admin);
         have_key = true;
     }
     for k in &file.keys {
@@ -82,7 +79,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let hash = Authenticator::parse_key_hash(&k.sha256)
             .with_context(|| format!("keys.{}: sha256 must be 64 hex digits", k.name))?;
-        auth.add_key_hash(hash, role);
+        auth.add_named_key_hash(hash, &k.name, role);
         have_key = true;
     }
     if !have_key {
@@ -95,6 +92,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let store = Arc::new(Store::open(&data_dir.join("sandpool.db")).context("opening the database")?);
+    // Config-file pools are upserted over the stored ones; the defaults only serve a
+    // server that has neither.
+    let pools = if pools.is_empty() && store.list_pools().context("reading pools")?.is_empty() {
+        default_pools()
+    } else {
+        pools
+    };
     let backends = make_backends(&args, &file, &data_dir).await?;
     let engine = Engine::start(
         EngineConfig {
@@ -103,13 +107,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             backends,
             store,
             clock: Arc::new(SystemClock),
+            codec: Arc::new(JsonPoolCodec),
         },
         pools,
     )
     .await
     .context("starting pools")?;
 
-    let app = sandpool_api::router(ApiState::new(engine.clone(), auth));
+    let lookup_engine = engine.clone();
+    auth.set_lookup(Arc::new(move |key: &str| {
+        let info = match lookup_engine.lookup_api_key(key) {
+            Ok(info) => info?,
+            Err(e) => {
+                tracing::error!(error = %e, "API key lookup failed");
+                return None;
+            }
+        };
+        Some(Caller {
+            role: Role::parse(&info.role)?,
+            id: info.id,
+            name: info.name,
+        })
+    }));
+    let app = sandpool_api::router(ApiState::new(engine.clone(), auth).with_admin(engine.clone()));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;

@@ -10,7 +10,7 @@ fn health_is_open_and_everything_else_needs_a_key() {
     let path = format!("/pools/python/files?identifier=auth-test-1&{OLD}");
     let none = send("GET", &path, None, None, None);
     assert_eq!(none.status, 401, "{}", none.text());
-    assert_eq!(none.json()["error"]["code"].as_str().is_some(), true);
+    assert!(none.json()["error"]["code"].as_str().is_some());
     assert_eq!(
         send("GET", &path, Some("not-a-valid-key-at-all"), None, None).status,
         401
