@@ -10,7 +10,7 @@ use crate::docker_archive::open_docker_archive;
 use crate::layout::open_layout;
 use crate::progress::ProgressFn;
 use crate::resolved::{LayerBlob, ResolvedImage};
-use crate::unpack::unpack_layer_file;
+use crate::unpack::{unpack_layer_file, Budget};
 use crate::{Digest, ImageConfig, ImageRef, Progress, RegistryClient, RegistryError, RegistryOptions};
 
 /// Where an image comes from.
@@ -54,16 +54,29 @@ pub struct PreparedImage {
     pub reused: bool,
 }
 
+/// Default cap on an unpacked image: 16 GiB (file contents plus 512 bytes per entry).
+pub const DEFAULT_MAX_ROOTFS_BYTES: u64 = 16 << 30;
+
 /// The on-disk cache of blobs and unpacked root filesystems.
 #[derive(Clone, Debug)]
 pub struct ImageCache {
     dir: PathBuf,
+    max_rootfs_bytes: u64,
 }
 
 impl ImageCache {
     /// A cache rooted at `dir` (created on first use).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            max_rootfs_bytes: DEFAULT_MAX_ROOTFS_BYTES,
+        }
+    }
+
+    /// Caps the size of one unpacked image (see [`crate::unpack::Budget`]).
+    pub fn with_max_rootfs_bytes(mut self, bytes: u64) -> Self {
+        self.max_rootfs_bytes = bytes;
+        self
     }
 
     /// Where the tree for `digest` lives (whether or not it exists yet).
@@ -210,7 +223,8 @@ impl ImageCache {
         let digest = resolved.digest.clone();
         let config = resolved.config.clone();
         let p = Arc::clone(&progress);
-        let reused = blocking(move || build_tree(&parent, &final_dir, resolved, &p)).await?;
+        let budget = Budget::new(self.max_rootfs_bytes);
+        let reused = blocking(move || build_tree(&parent, &final_dir, resolved, budget, &p)).await?;
         progress(&Progress::Done {
             digest: digest.clone(),
         });
@@ -231,6 +245,7 @@ fn build_tree(
     parent: &Path,
     final_dir: &Path,
     image: ResolvedImage,
+    mut budget: Budget,
     progress: &ProgressFn,
 ) -> Result<bool, RegistryError> {
     std::fs::create_dir_all(parent).map_err(|e| RegistryError::io("create directory", parent, e))?;
@@ -263,6 +278,7 @@ fn build_tree(
             &layer.path,
             digest.as_str(),
             Some(&image.config.diff_ids[i]),
+            &mut budget,
         )?;
         tracing::debug!(layer = %digest, written = stats.written, whiteouts = stats.whiteouts,
             skipped = stats.skipped_special, "layer unpacked");

@@ -32,7 +32,7 @@ mod resolved;
 pub mod unpack;
 
 pub use auth::Credentials;
-pub use cache::{ImageCache, ImageSource, PreparedImage};
+pub use cache::{ImageCache, ImageSource, PreparedImage, DEFAULT_MAX_ROOTFS_BYTES};
 pub use client::{RegistryClient, RegistryOptions};
 pub use config::ImageConfig;
 pub use digest::Digest;

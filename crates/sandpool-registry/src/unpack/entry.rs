@@ -52,7 +52,8 @@ pub(crate) fn write_dir(dest: &Path, meta: &Meta) -> Result<(), RegistryError> {
         .map_err(|e| RegistryError::io("set mode of", dest, e))
 }
 
-pub(crate) fn write_file(dest: &Path, meta: &Meta, data: &mut dyn Read) -> Result<(), RegistryError> {
+/// Writes a regular file and returns the number of content bytes written.
+pub(crate) fn write_file(dest: &Path, meta: &Meta, data: &mut dyn Read) -> Result<u64, RegistryError> {
     remove_any(dest)?;
     let mut file = OpenOptions::new()
         .write(true)
@@ -61,13 +62,14 @@ pub(crate) fn write_file(dest: &Path, meta: &Meta, data: &mut dyn Read) -> Resul
         .custom_flags(libc::O_NOFOLLOW)
         .open(dest)
         .map_err(|e| RegistryError::io("create", dest, e))?;
-    std::io::copy(data, &mut file).map_err(|e| RegistryError::io("write", dest, e))?;
+    let written = std::io::copy(data, &mut file).map_err(|e| RegistryError::io("write", dest, e))?;
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime);
     file.set_modified(mtime)
         .map_err(|e| RegistryError::io("set mtime of", dest, e))?;
     chown(dest, meta)?;
     file.set_permissions(Permissions::from_mode(meta.mode & FILE_MODE_MASK))
-        .map_err(|e| RegistryError::io("set mode of", dest, e))
+        .map_err(|e| RegistryError::io("set mode of", dest, e))?;
+    Ok(written)
 }
 
 pub(crate) fn write_symlink(dest: &Path, meta: &Meta, target: &Path) -> Result<(), RegistryError> {

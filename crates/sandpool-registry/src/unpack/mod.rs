@@ -12,7 +12,9 @@
 //!   sandbox runtime provides `/dev`;
 //! - setuid and setgid bits are dropped from files (setgid is kept on directories);
 //! - uid/gid are kept with `lchown` (never through a symlink); file mtimes are kept;
-//!   extended attributes are not applied.
+//!   extended attributes are not applied;
+//! - a [`Budget`] caps the unpacked size (content as actually written, plus 512 bytes per
+//!   entry), so decompression bombs and inode floods stop with an error naming the entry.
 //!
 //! Whiteouts follow the OCI layer spec: all whiteouts of a layer (`.wh.<name>` deletes
 //! `<name>`, `.wh..wh..opq` empties its directory) are applied to the lower layers first,
@@ -48,6 +50,44 @@ pub struct LayerStats {
     pub diff_id: Option<Digest>,
 }
 
+/// Bytes an image may still occupy once unpacked: file contents plus [`ENTRY_COST`] per
+/// entry, so neither a decompression bomb nor millions of empty files can fill the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    limit: u64,
+    remaining: u64,
+}
+
+/// What each entry costs against the [`Budget`] besides its content.
+pub const ENTRY_COST: u64 = 512;
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            remaining: limit,
+        }
+    }
+
+    /// Charges one entry.
+    fn charge(&mut self, ctx: &Ctx<'_>) -> Result<(), RegistryError> {
+        self.consume(ctx, ENTRY_COST)
+    }
+
+    /// Charges `cost` bytes.
+    fn consume(&mut self, ctx: &Ctx<'_>, cost: u64) -> Result<(), RegistryError> {
+        if cost > self.remaining {
+            return Err(ctx.refuse(format!(
+                "the unpacked image would exceed its {}-byte limit",
+                self.limit
+            )));
+        }
+        self.remaining -= cost;
+        Ok(())
+    }
+}
+
 /// Unpacks the layer stored in `file` onto `root`; `expected_diff_id`, when given, must match
 /// the uncompressed stream. Blocking.
 pub fn unpack_layer_file(
@@ -55,9 +95,10 @@ pub fn unpack_layer_file(
     file: &Path,
     layer: &str,
     expected_diff_id: Option<&Digest>,
+    budget: &mut Budget,
 ) -> Result<LayerStats, RegistryError> {
     let open = || std::fs::File::open(file).map_err(|e| RegistryError::io("open layer", file, e));
-    unpack_with(root, layer, expected_diff_id, open)
+    unpack_with(root, layer, expected_diff_id, budget, open)
 }
 
 /// Unpacks a layer held in memory onto `root`. Blocking.
@@ -66,20 +107,24 @@ pub fn unpack_layer_bytes(
     bytes: &[u8],
     layer: &str,
     expected_diff_id: Option<&Digest>,
+    budget: &mut Budget,
 ) -> Result<LayerStats, RegistryError> {
-    unpack_with(root, layer, expected_diff_id, || Ok(std::io::Cursor::new(bytes)))
+    unpack_with(root, layer, expected_diff_id, budget, || {
+        Ok(std::io::Cursor::new(bytes))
+    })
 }
 
 fn unpack_with<R: Read>(
     root: &Path,
     layer: &str,
     expected_diff_id: Option<&Digest>,
+    budget: &mut Budget,
     open: impl Fn() -> Result<R, RegistryError>,
 ) -> Result<LayerStats, RegistryError> {
     let mut stats = LayerStats::default();
     apply_whiteouts(root, layer, decompress(layer, open()?)?, &mut stats)?;
     let mut hashing = HashingReader::new(decompress(layer, open()?)?);
-    write_entries(root, layer, &mut hashing, &mut stats)?;
+    write_entries(root, layer, &mut hashing, &mut stats, budget)?;
     let (diff_id, _) = hashing
         .finish()
         .map_err(|e| layer_err(layer, "reading the end of the stream", e))?;
@@ -181,6 +226,7 @@ fn write_entries(
     layer: &str,
     stream: &mut dyn Read,
     stats: &mut LayerStats,
+    budget: &mut Budget,
 ) -> Result<(), RegistryError> {
     let mut archive = tar::Archive::new(stream);
     for item in entries(layer, &mut archive)? {
@@ -203,12 +249,16 @@ fn write_entries(
             continue;
         }
         let meta = meta(&ctx, item.header())?;
+        budget.charge(&ctx)?;
         let parent = resolve_dir(&ctx, root, &parts, true)?.unwrap_or_else(|| root.to_path_buf());
         let dest: PathBuf = parent.join::<&OsString>(&last);
         match kind {
             EntryType::Directory => entry::write_dir(&dest, &meta)?,
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                entry::write_file(&dest, &meta, &mut item)?
+                // Charged as written (holes of sparse files included), not as declared.
+                let mut limited = (&mut item).take(budget.remaining.saturating_add(1));
+                let written = entry::write_file(&dest, &meta, &mut limited)?;
+                budget.consume(&ctx, written)?;
             }
             EntryType::Symlink => {
                 let target = item

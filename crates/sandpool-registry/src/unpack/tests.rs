@@ -59,7 +59,7 @@ const S: EntryType = EntryType::Symlink;
 const L: EntryType = EntryType::Link;
 
 fn unpack(root: &Path, bytes: &[u8]) -> Result<LayerStats, RegistryError> {
-    unpack_layer_bytes(root, bytes, "test-layer", None)
+    unpack_layer_bytes(root, bytes, "test-layer", None, &mut Budget::new(u64::MAX))
 }
 
 fn refusal(root: &Path, bytes: &[u8], entry: &str) -> String {
@@ -257,6 +257,34 @@ fn malformed_streams_are_errors_not_panics() {
     assert!(unpack(dir.path(), &bad_tar).is_err());
     let wrong = Digest::of(b"something else");
     let lower = tar_of(&[("z", F, 0o644, "z")]);
-    let err = unpack_layer_bytes(dir.path(), &lower, "l", Some(&wrong)).unwrap_err();
+    let err =
+        unpack_layer_bytes(dir.path(), &lower, "l", Some(&wrong), &mut Budget::new(u64::MAX)).unwrap_err();
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
+}
+
+#[test]
+fn budget_stops_bombs() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "z".repeat(200_000);
+    let bomb = gzip(&tar_of(&[("a", F, 0o644, &big), ("b", F, 0o644, &big)]));
+    assert!(bomb.len() < 5_000, "compresses well: {}", bomb.len());
+    let mut budget = Budget::new(300_000);
+    let err = unpack_layer_bytes(dir.path(), &bomb, "bomb", None, &mut budget).unwrap_err();
+    assert!(
+        err.to_string().contains("limit") && err.to_string().contains('b'),
+        "{err}"
+    );
+    let many: Vec<(String, EntryType, u32, &str)> =
+        (0..100).map(|i| (format!("f{i}"), F, 0o644, "")).collect();
+    let many: Vec<(&str, EntryType, u32, &str)> =
+        many.iter().map(|(n, k, m, d)| (n.as_str(), *k, *m, *d)).collect();
+    let err = unpack_layer_bytes(
+        dir.path(),
+        &tar_of(&many),
+        "many",
+        None,
+        &mut Budget::new(50 * ENTRY_COST),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("f50"), "{err}");
 }
