@@ -56,7 +56,7 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    /// Builds a client (rustls, webpki roots).
+    /// Builds a client (rustls; trusts the Mozilla roots and the host trust store).
     pub fn new(options: RegistryOptions) -> Result<Self, RegistryError> {
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
