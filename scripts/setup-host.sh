@@ -3,7 +3,7 @@
 # the gVisor and runc runtimes, mmdebstrap for building images, and a few tools.
 set -euo pipefail
 need=()
-for pkg in runsc runc mmdebstrap iproute2 nftables ca-certificates curl; do
+for pkg in runsc runc mmdebstrap iproute2 nftables ca-certificates curl docker-registry; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
