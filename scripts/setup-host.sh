@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what sandpool needs on a Debian 12 host (idempotent, quiet when already done):
 # the gVisor and runc runtimes, mmdebstrap for building images, and a few tools.
+# Extra package names given as arguments are installed too (the tests add docker-registry).
 set -euo pipefail
 need=()
-for pkg in runsc runc mmdebstrap iproute2 nftables ca-certificates curl docker-registry; do
+for pkg in runsc runc mmdebstrap iproute2 nftables ca-certificates curl "$@"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
