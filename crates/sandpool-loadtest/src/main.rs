@@ -1,0 +1,182 @@
+//! `service-bench`: load benchmark of the real `sandpool serve` binary over loopback
+//! HTTP. Starts the server as a child with its own data dir, measures new-identifier
+//! latency on a warm pool, repeated executions, concurrent throughput on a warm and a
+//! drained pool, ready-set refill, and the server's overhead over a direct agent round
+//! trip; prints the figures and the targets, and stops the server.
+//!
+//! `cargo build --release -p sandpool && cargo run --release -p sandpool-loadtest --bin service-bench -- [options]`
+
+mod args;
+mod client;
+mod direct;
+mod error;
+mod events;
+mod phases;
+mod report;
+mod server;
+
+use args::{Args, USAGE};
+use client::Client;
+use error::BenchError;
+use sandpool_conformance::bench::stats::ms;
+use sandpool_conformance::paths;
+use server::{Server, COLD_POOL, WARM_POOL};
+use std::time::Duration;
+
+const FIRST_FILL_TIMEOUT: Duration = Duration::from_secs(900);
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let args = match Args::parse(Args::defaults(&paths::workspace_root()), std::env::args().skip(1)) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(e) => {
+            eprintln!("service-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args).await {
+        eprintln!("service-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!("{cores} cores, load average {}", load.join(" "))
+}
+
+async fn run(args: Args) -> Result<(), BenchError> {
+    println!(
+        "# service-bench: new identifiers {}, repeats {}, clients {}, duration {} s, ready {}; {}",
+        args.new_sessions,
+        args.repeats,
+        args.clients,
+        args.duration.as_secs(),
+        args.ready,
+        machine()
+    );
+    let direct = if args.skip_direct {
+        None
+    } else {
+        eprintln!("direct agent round trips (gVisor, no server)…");
+        let d = direct::round_trips(args.direct_round_trips).await?;
+        report::percentiles(
+            "direct agent round trip, print(1) (AgentClient → gVisor sandbox)",
+            &d,
+        );
+        Some(d)
+    };
+
+    eprintln!("starting sandpool serve…");
+    let config = server::config_toml(args.ready, args.clients);
+    let mut server =
+        tokio::task::block_in_place(|| Server::start(&args.sandpool, &paths::test_data_dir(), &config))?;
+    println!("server: {} (data dir {})", server.base, server.data_dir.display());
+    let result = phases_against(&server, &args, direct.as_ref()).await;
+    let clean = tokio::task::block_in_place(|| server.stop());
+    if result.is_ok() && clean && !args.keep_data {
+        let _ = std::fs::remove_dir_all(&server.data_dir);
+    } else {
+        eprintln!("server data dir and log kept in {}", server.data_dir.display());
+    }
+    result
+}
+
+async fn phases_against(
+    server: &Server,
+    args: &Args,
+    direct: Option<&sandpool_conformance::bench::stats::Samples>,
+) -> Result<(), BenchError> {
+    let ready = i64::from(args.ready);
+    let events = &server.events;
+    let took = phases::wait_ready(events, WARM_POOL, ready, FIRST_FILL_TIMEOUT).await?;
+    println!("warm pool filled ({ready} ready) {} after `ready on`", ms(took));
+    let client = Client::new(&server.base)?;
+
+    eprintln!("1. new identifier on a warm pool…");
+    let new = phases::new_session::run(&client, events, WARM_POOL, ready, args.new_sessions).await?;
+    report::percentiles("1. new identifier → first print(1), warm pool", &new);
+
+    eprintln!("2. repeated executions in one session…");
+    let rep = phases::repeated::run(&client, WARM_POOL, args.repeats).await?;
+    report::percentiles("2. print(1) in one session (HTTP execute)", &rep.execute);
+    report::percentiles(
+        "   executionTimeInMilliseconds reported by the server",
+        &rep.server_reported,
+    );
+    report::percentiles(
+        "   GET session (HTTP + auth + engine lookup, no agent)",
+        &rep.get_session,
+    );
+    report::percentiles("   GET /healthz (HTTP only)", &rep.healthz);
+
+    eprintln!("3. {} concurrent clients, warm pool…", args.clients);
+    let warm = phases::concurrent::run(&server.base, events, WARM_POOL, args.clients, args.duration).await?;
+    report::throughput("3. concurrent print(1), warm pool", args.clients, &warm);
+
+    eprintln!("5. refill…");
+    let after_delete =
+        phases::refill::after_delete(&server.base, events, WARM_POOL, &warm.identifiers, ready).await?;
+    report::refill("5a. refill after DELETE of all sessions", &after_delete);
+    let after_take = phases::refill::after_taking_ready_set(&server.base, events, WARM_POOL, ready).await?;
+    report::refill("5b. refill after taking the whole ready set", &after_take);
+
+    eprintln!("4. {} concurrent clients, drained pool (ready 0)…", args.clients);
+    let cold = phases::concurrent::run(&server.base, events, COLD_POOL, args.clients, args.duration).await?;
+    report::throughput(
+        "4. concurrent print(1), drained pool (readySessionInstances 0)",
+        args.clients,
+        &cold,
+    );
+    let start_ms = &cold.after.start_ms[cold.before.start_ms.len()..];
+    if !start_ms.is_empty() {
+        let mut sorted = start_ms.to_vec();
+        sorted.sort_unstable();
+        println!(
+            "   server-reported sandbox start (took_ms) during phase 4: p50 {} ms, max {} ms",
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() - 1]
+        );
+    }
+    let deleter = Client::new(&server.base)?;
+    for id in &cold.identifiers {
+        deleter.delete_session(COLD_POOL, id).await?;
+    }
+
+    println!("---");
+    if let Some(d) = direct {
+        let overhead = rep.execute.percentile(50.0).saturating_sub(d.percentile(50.0));
+        println!(
+            "6. print(1) p50: via HTTP {} vs direct agent {} → server overhead {} (p99 {} vs {})",
+            ms(rep.execute.percentile(50.0)),
+            ms(d.percentile(50.0)),
+            ms(overhead),
+            ms(rep.execute.percentile(99.0)),
+            ms(d.percentile(99.0))
+        );
+        report::target("server overhead p50", overhead, Duration::from_millis(1));
+    }
+    report::target(
+        "new identifier p50",
+        new.percentile(50.0),
+        Duration::from_millis(10),
+    );
+    report::target(
+        "new identifier p99",
+        new.percentile(99.0),
+        Duration::from_millis(30),
+    );
+    Ok(())
+}
