@@ -16,6 +16,7 @@ use sandpool_sandbox::{
     unexpected_response, Backend, NetworkPolicy, Sandbox, SandboxError, SandboxId, SandboxKind, SandboxSpec,
     Template,
 };
+use sandpool_net::{NetworkManager, NetworkedSandbox, SessionNetwork};
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -50,6 +51,8 @@ pub struct GvisorBackend {
     /// Parent of every sandbox cgroup of this backend instance.
     cgroup_parent: String,
     template_lock: tokio::sync::Mutex<()>,
+    /// Session networks of egress-enabled sandboxes; `None` refuses them.
+    network: Option<NetworkManager>,
 }
 
 /// The generous host pids limit: gVisor's own threads (~40 idle) and, on ptrace, the
@@ -118,7 +121,15 @@ impl GvisorBackend {
             cgroup_parent: format!("/sandpool/gvisor-{instance}"),
             state_dir,
             template_lock: tokio::sync::Mutex::new(()),
+            network: None,
         })
+    }
+
+    /// Lets egress-enabled sandboxes ([`NetworkPolicy::Enabled`]) get their session
+    /// network from `manager`; without it they are refused.
+    pub fn with_network(mut self, manager: NetworkManager) -> Self {
+        self.network = Some(manager);
+        self
     }
 
     /// The platform in use.
@@ -139,11 +150,16 @@ impl GvisorBackend {
     }
 
     /// Writes the bundle, creates the cgroup and runs `run` or `restore`.
-    async fn start(&self, spec: &SandboxSpec, checkpoint: Option<&Path>) -> Result<OciSandbox, SandboxError> {
+    async fn start(
+        &self,
+        spec: &SandboxSpec,
+        checkpoint: Option<&Path>,
+        network: Option<&SessionNetwork>,
+    ) -> Result<OciSandbox, SandboxError> {
         let started = Instant::now();
         let bundle = self.bundle(&spec.id);
         let cgroup = self.cgroup(&spec.id)?;
-        let config = build_config(
+        let mut config = build_config(
             spec,
             &BundleOptions {
                 flavour: Flavour::Gvisor {
@@ -153,6 +169,9 @@ impl GvisorBackend {
                 cgroups_path: cgroup.relative().to_string(),
             },
         )?;
+        if let Some(net) = network {
+            sandpool_oci::join_network(&mut config, net.netns_path(), net.resolv_conf())?;
+        }
         if bundle.dir.exists() {
             return Err(SandboxError::InvalidSpec(format!(
                 "sandbox {} already exists",
@@ -173,9 +192,9 @@ impl GvisorBackend {
             return Err(e.into());
         }
         let mut extra_global: Vec<OsString> = vec!["--log".into(), bundle.runtime_log().into()];
-        match spec.network {
-            NetworkPolicy::Disabled => extra_global.extend(["--network".into(), "none".into()]),
-        }
+        // Egress-enabled: gVisor's netstack on the session namespace's veth.
+        let network_mode = if network.is_some() { "sandbox" } else { "none" };
+        extra_global.extend(["--network".into(), network_mode.into()]);
         let mut args: Vec<OsString> = match checkpoint {
             Some(image) => vec!["restore".into(), "--image-path".into(), image.into()],
             None => vec!["run".into()],
@@ -194,6 +213,7 @@ impl GvisorBackend {
             args,
             restored: checkpoint.is_some(),
             hello_timeout: HELLO_TIMEOUT,
+            hide_proc_sys_net: network.is_some(),
         })
         .await?;
         tracing::info!(
@@ -212,7 +232,7 @@ impl GvisorBackend {
         warm: &[String],
         dir: &Path,
     ) -> Result<(), SandboxError> {
-        let sandbox = self.start(spec, None).await?;
+        let sandbox = self.start(spec, None, None).await?;
         let result = async {
             if spec.kind == SandboxKind::Python {
                 let request = Request::Warm {
@@ -275,6 +295,13 @@ impl Backend for GvisorBackend {
         spec: &SandboxSpec,
         warm_modules: &[String],
     ) -> Result<Template, SandboxError> {
+        if matches!(spec.network, NetworkPolicy::Enabled(_)) {
+            // A checkpoint holds the netstack of its session's namespace and address.
+            return Err(SandboxError::Unsupported {
+                backend: NAME,
+                what: "templates of egress-enabled sandboxes (they cold-boot)",
+            });
+        }
         let key = template_key(spec, &self.identity)?;
         let path = template_dir(&self.templates_dir(), &key, warm_modules);
         let _building = self.template_lock.lock().await;
@@ -308,8 +335,30 @@ impl Backend for GvisorBackend {
         spec: &SandboxSpec,
         template: Option<&Template>,
     ) -> Result<Box<dyn Sandbox>, SandboxError> {
+        if let NetworkPolicy::Enabled(egress) = &spec.network {
+            if template.is_some() {
+                return Err(SandboxError::Unsupported {
+                    backend: NAME,
+                    what: "restoring an egress-enabled sandbox from a template",
+                });
+            }
+            let manager = self.network.as_ref().ok_or(SandboxError::Unsupported {
+                backend: NAME,
+                what: "egress without a network manager (GvisorBackend::with_network)",
+            })?;
+            let net = manager.attach(&spec.id, egress).await?;
+            return match self.start(spec, None, Some(&net)).await {
+                Ok(sandbox) => Ok(Box::new(NetworkedSandbox::new(sandbox, net))),
+                Err(e) => {
+                    if let Err(cleanup) = net.remove().await {
+                        tracing::warn!(sandbox = %spec.id, error = %cleanup, "removing the network of a failed start");
+                    }
+                    Err(e)
+                }
+            };
+        }
         let Some(template) = template else {
-            return Ok(Box::new(self.start(spec, None).await?));
+            return Ok(Box::new(self.start(spec, None, None).await?));
         };
         if template.key != template_key(spec, &self.identity)? {
             return Err(SandboxError::InvalidSpec(format!(
@@ -324,7 +373,7 @@ impl Backend for GvisorBackend {
                 template.path.display()
             )));
         }
-        let sandbox = self.start(spec, Some(&template.path)).await?;
+        let sandbox = self.start(spec, Some(&template.path), None).await?;
         let mut seed = vec![0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         let reseeded = match tokio::time::timeout(

@@ -179,7 +179,10 @@ pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<Runti
     let mut env = sandbox_env(spec)?;
     let namespaces = ["pid", "ipc", "uts", "mount", "network"]
         .iter()
-        .map(|k| Namespace { kind: k.to_string() })
+        .map(|k| Namespace {
+            kind: k.to_string(),
+            path: None,
+        })
         .collect();
     let mut linux = Linux {
         cgroups_path: options.cgroups_path.clone(),
@@ -264,6 +267,7 @@ pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<Runti
         },
         hostname: "sandbox".to_string(),
         mounts,
+        hooks: None,
         linux,
     })
 }

@@ -11,7 +11,26 @@ pub struct RuntimeConfig {
     pub root: Root,
     pub hostname: String,
     pub mounts: Vec<Mount>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
     pub linux: Linux,
+}
+
+/// OCI lifecycle hooks (runc only).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hooks {
+    /// Run in the container's namespaces before `pivot_root`, with the runtime's
+    /// privileges and the host's filesystem.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub create_container: Vec<Hook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hook {
+    pub path: String,
+    pub args: Vec<String>,
+    pub timeout: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,4 +135,7 @@ pub struct DeviceRule {
 pub struct Namespace {
     #[serde(rename = "type")]
     pub kind: String,
+    /// Join this namespace (e.g. `/run/netns/<name>`) instead of creating one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }

@@ -23,6 +23,9 @@ pub struct LaunchRequest {
     pub args: Vec<OsString>,
     pub restored: bool,
     pub hello_timeout: Duration,
+    /// Run the runtime with `/proc/sys/net` hidden (runsc `--network=sandbox`, see
+    /// [`crate::network`]).
+    pub hide_proc_sys_net: bool,
 }
 
 impl LaunchRequest {
@@ -73,6 +76,9 @@ pub async fn launch(request: LaunchRequest) -> Result<OciSandbox, SandboxError> 
         .stderr(stderr)
         .current_dir(&request.bundle.dir)
         .process_group(0);
+    if request.hide_proc_sys_net {
+        crate::network::hide_proc_sys_net(&mut cmd);
+    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {

@@ -2,9 +2,10 @@
 
 use crate::RuncError;
 use async_trait::async_trait;
+use sandpool_net::{NetworkManager, NetworkedSandbox, SessionNetwork};
 use sandpool_oci::{
     build_config, launch, seccomp, BundleLayout, BundleOptions, CgroupLimits, Flavour, LaunchRequest,
-    OciRuntime, SandboxCgroup,
+    OciRuntime, OciSandbox, SandboxCgroup,
 };
 use sandpool_sandbox::{Backend, NetworkPolicy, Sandbox, SandboxError, SandboxId, SandboxSpec, Template};
 use sha2::{Digest, Sha256};
@@ -31,6 +32,9 @@ pub struct RuncBackend {
     runtime: OciRuntime,
     cgroup_parent: String,
     seccomp: sandpool_oci::seccomp::Profile,
+    /// The host's `ip`, run by the hook that brings loopback up.
+    ip: PathBuf,
+    network: Option<NetworkManager>,
 }
 
 impl RuncBackend {
@@ -51,6 +55,10 @@ impl RuncBackend {
                 message: format!("--version: {}", version.status),
             });
         }
+        let ip = sandpool_oci::find_ip_binary().ok_or_else(|| RuncError::Runc {
+            path: "ip".into(),
+            message: "iproute2's ip is needed to bring loopback up in sandboxes".into(),
+        })?;
         for sub in ["runc", "bundles"] {
             std::fs::create_dir_all(config.state_dir.join(sub))?;
         }
@@ -71,6 +79,8 @@ impl RuncBackend {
             cgroup_parent: format!("/sandpool/runc-{instance}"),
             state_dir,
             seccomp: seccomp::default_profile(),
+            ip,
+            network: None,
         })
     }
 
@@ -80,6 +90,81 @@ impl RuncBackend {
 
     fn cgroup(&self, id: &SandboxId) -> Result<SandboxCgroup, SandboxError> {
         Ok(SandboxCgroup::new(&format!("{}/{}", self.cgroup_parent, id))?)
+    }
+
+    /// Lets egress-enabled sandboxes ([`NetworkPolicy::Enabled`]) get their session
+    /// network from `manager`; without it they are refused.
+    pub fn with_network(mut self, manager: NetworkManager) -> Self {
+        self.network = Some(manager);
+        self
+    }
+
+    /// Writes the bundle (joining `network`'s namespace, or a fresh loopback-only one),
+    /// creates the cgroup and runs the container.
+    async fn boot(
+        &self,
+        spec: &SandboxSpec,
+        network: Option<&SessionNetwork>,
+    ) -> Result<OciSandbox, SandboxError> {
+        let started = Instant::now();
+        let bundle = self.bundle(&spec.id);
+        let cgroup = self.cgroup(&spec.id)?;
+        let mut config = build_config(
+            spec,
+            &BundleOptions {
+                flavour: Flavour::Runc {
+                    seccomp: self.seccomp.clone(),
+                },
+                cgroups_path: cgroup.relative().to_string(),
+            },
+        )?;
+        match network {
+            Some(net) => sandpool_oci::join_network(&mut config, net.netns_path(), net.resolv_conf())?,
+            // A fresh network namespace: loopback only, brought up by a hook.
+            None => sandpool_oci::bring_loopback_up(&mut config, &self.ip),
+        }
+        if bundle.dir.exists() {
+            return Err(SandboxError::InvalidSpec(format!(
+                "sandbox {} already exists",
+                spec.id
+            )));
+        }
+        let limits = CgroupLimits {
+            memory_bytes: spec.limits.memory_bytes,
+            cpu_quota_us: u64::from(spec.limits.cpu_millis) * CPU_PERIOD_US / 1000,
+            cpu_period_us: CPU_PERIOD_US,
+            pids: u64::from(spec.limits.max_processes),
+        };
+        if let Err(e) = bundle.write(&config).and_then(|()| cgroup.create(&limits)) {
+            sandpool_oci::remove_leftover(&self.runtime, &spec.id, bundle, cgroup)
+                .await
+                .ok();
+            return Err(e.into());
+        }
+        let extra_global: Vec<OsString> = vec!["--log".into(), bundle.runtime_log().into()];
+        // `--keep` leaves the container (and its cgroup, with the OOM counter) in
+        // place after it exits, until destroy deletes it.
+        let args: Vec<OsString> = vec![
+            "run".into(),
+            "--keep".into(),
+            "--bundle".into(),
+            bundle.dir.clone().into(),
+            spec.id.as_str().into(),
+        ];
+        let sandbox = launch(LaunchRequest {
+            runtime: self.runtime.clone(),
+            id: spec.id.clone(),
+            bundle,
+            cgroup,
+            extra_global,
+            args,
+            restored: false,
+            hello_timeout: HELLO_TIMEOUT,
+            hide_proc_sys_net: false,
+        })
+        .await?;
+        tracing::info!(sandbox = %spec.id, elapsed_ms = started.elapsed().as_millis() as u64, "runc sandbox up");
+        Ok(sandbox)
     }
 }
 
@@ -111,63 +196,25 @@ impl Backend for RuncBackend {
                 what: "restoring from a template",
             });
         }
-        let started = Instant::now();
-        let bundle = self.bundle(&spec.id);
-        let cgroup = self.cgroup(&spec.id)?;
-        let config = build_config(
-            spec,
-            &BundleOptions {
-                flavour: Flavour::Runc {
-                    seccomp: self.seccomp.clone(),
-                },
-                cgroups_path: cgroup.relative().to_string(),
-            },
-        )?;
-        if bundle.dir.exists() {
-            return Err(SandboxError::InvalidSpec(format!(
-                "sandbox {} already exists",
-                spec.id
-            )));
+        match &spec.network {
+            NetworkPolicy::Disabled => Ok(Box::new(self.boot(spec, None).await?)),
+            NetworkPolicy::Enabled(egress) => {
+                let manager = self.network.as_ref().ok_or(SandboxError::Unsupported {
+                    backend: NAME,
+                    what: "egress without a network manager (RuncBackend::with_network)",
+                })?;
+                let net = manager.attach(&spec.id, egress).await?;
+                match self.boot(spec, Some(&net)).await {
+                    Ok(sandbox) => Ok(Box::new(NetworkedSandbox::new(sandbox, net))),
+                    Err(e) => {
+                        if let Err(cleanup) = net.remove().await {
+                            tracing::warn!(sandbox = %spec.id, error = %cleanup, "removing the network of a failed start");
+                        }
+                        Err(e)
+                    }
+                }
+            }
         }
-        let limits = CgroupLimits {
-            memory_bytes: spec.limits.memory_bytes,
-            cpu_quota_us: u64::from(spec.limits.cpu_millis) * CPU_PERIOD_US / 1000,
-            cpu_period_us: CPU_PERIOD_US,
-            pids: u64::from(spec.limits.max_processes),
-        };
-        if let Err(e) = bundle.write(&config).and_then(|()| cgroup.create(&limits)) {
-            sandpool_oci::remove_leftover(&self.runtime, &spec.id, bundle, cgroup)
-                .await
-                .ok();
-            return Err(e.into());
-        }
-        let extra_global: Vec<OsString> = vec!["--log".into(), bundle.runtime_log().into()];
-        match spec.network {
-            // The config's fresh network namespace has nothing but loopback.
-            NetworkPolicy::Disabled => {}
-        }
-        // `--keep` leaves the container (and its cgroup, with the OOM counter) in
-        // place after it exits, until destroy deletes it.
-        let args: Vec<OsString> = vec![
-            "run".into(),
-            "--keep".into(),
-            "--bundle".into(),
-            bundle.dir.clone().into(),
-            spec.id.as_str().into(),
-        ];
-        let sandbox = launch(LaunchRequest {
-            runtime: self.runtime.clone(),
-            id: spec.id.clone(),
-            bundle,
-            cgroup,
-            extra_global,
-            args,
-            restored: false,
-            hello_timeout: HELLO_TIMEOUT,
-        })
-        .await?;
-        tracing::info!(sandbox = %spec.id, elapsed_ms = started.elapsed().as_millis() as u64, "runc sandbox up");
-        Ok(Box::new(sandbox))
     }
 
     async fn leftovers(&self) -> Result<Vec<SandboxId>, SandboxError> {

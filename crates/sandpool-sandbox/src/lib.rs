@@ -14,5 +14,5 @@ pub use agent_client::{unexpected_response, AgentClient};
 pub use backend::{Backend, ExitReason, Sandbox, SandboxStats, Template};
 pub use error::SandboxError;
 pub use spec::{
-    AgentRuntime, Limits, NetworkPolicy, SandboxId, SandboxKind, SandboxSpec, AGENT_MOUNT_POINT, DATA_DIR,
+    AgentRuntime, EgressConfig, Limits, NetworkPolicy, SandboxId, SandboxKind, SandboxSpec, AGENT_MOUNT_POINT, DATA_DIR,
 };

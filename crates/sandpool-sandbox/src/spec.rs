@@ -84,9 +84,50 @@ impl Default for Limits {
 /// Network reachable from inside the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum NetworkPolicy {
-    /// Only a loopback interface; nothing outside the sandbox is reachable.
+    /// Only a loopback interface; nothing outside the sandbox is reachable
+    /// (`EgressDisabled`).
     #[default]
     Disabled,
+    /// Outbound connections through NAT on the host's uplink (`EgressEnabled`), limited
+    /// by the [`EgressConfig`]. Never to the host itself, other sandboxes, link-local or
+    /// metadata addresses.
+    Enabled(EgressConfig),
+}
+
+/// What an egress-enabled sandbox may reach, and how much.
+///
+/// With both lists empty every public IPv4 address is reachable (private ranges are
+/// not). With either list non-empty only the listed CIDRs and the addresses sandpool's
+/// resolver returned for the listed domains are.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EgressConfig {
+    /// IPv4 networks, e.g. `203.0.113.0/24` or `198.51.100.7`; may open private ranges.
+    pub allow_cidrs: Vec<String>,
+    /// Domain names: `example.com` (exactly that name) or `*.example.com` (any name
+    /// below it, not `example.com` itself).
+    pub allow_domains: Vec<String>,
+    /// Bandwidth per direction, bytes per second.
+    pub bandwidth_bytes_per_sec: u64,
+    /// Concurrent outbound connections.
+    pub max_connections: u32,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        EgressConfig {
+            allow_cidrs: Vec::new(),
+            allow_domains: Vec::new(),
+            bandwidth_bytes_per_sec: 64 << 20,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl EgressConfig {
+    /// True when only listed destinations are reachable.
+    pub fn is_allow_list(&self) -> bool {
+        !self.allow_cidrs.is_empty() || !self.allow_domains.is_empty()
+    }
 }
 
 /// The agent bundle on the host: a directory holding the agent executable and the

@@ -1,0 +1,142 @@
+//! What the network tests share: the real agent bundle, real images and calls with
+//! bounded waits (as in the backend tests).
+
+#![allow(dead_code)]
+
+pub mod internet;
+
+use sandpool_proto::{ExecutionResult, Request, Response, ShellResult};
+use sandpool_sandbox::{AgentRuntime, Limits, NetworkPolicy, Sandbox, SandboxId, SandboxKind, SandboxSpec};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// `SANDPOOL_TEST_DATA`, else `<workspace>/target/test-data`.
+pub fn test_data() -> PathBuf {
+    let dir = std::env::var_os("SANDPOOL_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/test-data"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fresh directory under the test data directory, removed at the end of the test.
+pub fn scratch(prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(test_data())
+        .unwrap()
+}
+
+/// Installs the real agent (`SANDPOOL_AGENT_EXE`, else `target/debug/sandpool-agent`)
+/// into `dir`.
+pub fn agent_bundle(dir: &Path) -> AgentRuntime {
+    let exe = std::env::var_os("SANDPOOL_AGENT_EXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/sandpool-agent"));
+    assert!(
+        exe.is_file(),
+        "agent executable {} missing: run `cargo build -p sandpool-agent` first",
+        exe.display()
+    );
+    sandpool_agent::install_bundle(dir, &exe).unwrap();
+    AgentRuntime {
+        host_dir: dir.to_path_buf(),
+        argv: vec!["/opt/sandpool/sandpool-agent".into()],
+    }
+}
+
+/// The real image for `kind`, built into the test data directory if needed.
+pub async fn image(kind: SandboxKind) -> sandpool_image::Image {
+    tokio::task::spawn_blocking(move || {
+        let recipe = if kind == SandboxKind::Python {
+            sandpool_image::recipes::python()
+        } else {
+            sandpool_image::recipes::shell()
+        };
+        sandpool_image::ImageStore::new(test_data())
+            .ensure(&recipe, &mut |line| eprintln!("image: {line}"))
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+pub fn spec(id: &str, kind: SandboxKind, image: &sandpool_image::Image, agent: &AgentRuntime) -> SandboxSpec {
+    SandboxSpec {
+        id: SandboxId::new(id).unwrap(),
+        rootfs: image.rootfs.clone(),
+        image_digest: image.digest.clone(),
+        kind,
+        limits: Limits::default(),
+        network: NetworkPolicy::Disabled,
+        agent: agent.clone(),
+        env: vec![],
+        workload: None,
+    }
+}
+
+pub async fn shell(sandbox: &dyn Sandbox, command: &str) -> ShellResult {
+    let request = Request::Shell {
+        command: command.into(),
+        timeout_ms: 60_000,
+    };
+    match tokio::time::timeout(CALL_TIMEOUT, sandbox.agent().call(request)).await {
+        Ok(Ok(Response::Shell(result))) => result,
+        other => panic!("shell {command:?}: {other:?}"),
+    }
+}
+
+pub async fn execute(sandbox: &dyn Sandbox, code: &str) -> ExecutionResult {
+    let request = Request::Execute {
+        code: code.into(),
+        timeout_ms: 60_000,
+    };
+    match tokio::time::timeout(CALL_TIMEOUT, sandbox.agent().call(request)).await {
+        Ok(Ok(Response::Execution(result))) => result,
+        other => panic!("execute {code:?}: {other:?}"),
+    }
+}
+
+/// The `text/plain` value of a cell's last expression.
+pub fn value(result: &ExecutionResult) -> String {
+    result
+        .result
+        .as_ref()
+        .and_then(|bundle| bundle.get("text/plain"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no value: {result:?}"))
+}
+
+/// Cgroup directories named `id` below `/sys/fs/cgroup/*/sandpool/*/`.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let Ok(instances) = std::fs::read_dir(hierarchy.path().join("sandpool")) else {
+            continue;
+        };
+        for instance in instances.flatten() {
+            let dir = instance.path().join(id);
+            if dir.is_dir() {
+                found.push(dir);
+            }
+        }
+    }
+    found
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
