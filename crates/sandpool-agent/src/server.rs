@@ -1,19 +1,24 @@
 //! The request loop: reads frames from the host, runs each request on a pool thread and
-//! writes exactly one response per request under a single writer lock.
+//! writes exactly one response per request under a single writer lock; stream
+//! notifications are applied inline and answered by nothing.
 
 use crate::config::{Config, Kind};
 use crate::driver::DriverCommand;
 use crate::files::DataDir;
+use crate::outbox::Outbox;
 use crate::processes::Processes;
+use crate::streams::Streams;
 use crate::supervisor::Supervisor;
 use crate::workers::Workers;
+use crate::workload::Workload;
 use crate::{shell, stats, AgentError};
 use sandpool_proto::{
-    decode, read_frame, write_frame, DriverState, Envelope, ErrorKind, FrameError, Health, Request, Response,
+    decode, read_frame, DriverState, Envelope, ErrorKind, FrameError, Health, Request, Response,
     PROTOCOL_VERSION,
 };
 use std::io::{BufReader, Read, Write};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Shared by every request thread.
@@ -22,6 +27,8 @@ struct Agent {
     config: Config,
     processes: Arc<Processes>,
     supervisor: Option<Supervisor>,
+    workload: Option<Arc<Workload>>,
+    streams: Arc<Streams>,
     workers: Workers,
     started: Instant,
 }
@@ -45,15 +52,21 @@ pub fn serve(
             Arc::clone(&processes),
         )
     });
+    let writer = Arc::new(Outbox::new(output));
+    let workload = config
+        .workload
+        .as_ref()
+        .map(|w| Workload::start(w, Arc::clone(&processes), Arc::clone(&writer)));
     let agent = Arc::new(Agent {
         data_dir: DataDir::new(config.data_dir.clone()),
         config,
         processes,
         supervisor,
+        workload,
+        streams: Streams::new(Arc::clone(&writer)),
         workers: Workers::default(),
         started: Instant::now(),
     });
-    let writer: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(Box::new(output)));
     let mut input = BufReader::with_capacity(1 << 16, input);
     let outcome = loop {
         let payload = match read_frame(&mut input) {
@@ -76,8 +89,7 @@ pub fn serve(
         match decode::<Envelope<Request>>(&payload) {
             Ok(Envelope { id, body }) => dispatch(&agent, &writer, id, body),
             Err(e) => match decode::<Envelope<serde::de::IgnoredAny>>(&payload) {
-                Ok(Envelope { id, .. }) => respond(
-                    &writer,
+                Ok(Envelope { id, .. }) => writer.respond(
                     id,
                     error(ErrorKind::BadRequest, format!("malformed request: {e}")),
                 ),
@@ -85,30 +97,30 @@ pub fn serve(
             },
         }
     };
+    agent.streams.close_all();
     agent.processes.kill_all();
     outcome
 }
 
-/// Answers cheap requests inline; everything else gets its own thread.
-fn dispatch(agent: &Arc<Agent>, writer: &Arc<Mutex<Box<dyn Write + Send>>>, id: u64, request: Request) {
-    if matches!(request, Request::Hello { .. } | Request::Health) {
-        respond(writer, id, handle(agent, request));
-        return;
+/// Applies stream notifications and answers cheap requests inline; everything else gets
+/// its own thread.
+fn dispatch(agent: &Arc<Agent>, writer: &Arc<Outbox>, id: u64, request: Request) {
+    match request {
+        Request::StreamData { stream, data } => agent.streams.data(stream, data),
+        Request::StreamCredit { stream, bytes } => agent.streams.credit(stream, bytes),
+        Request::StreamShutdown { stream } => agent.streams.shutdown(stream),
+        Request::StreamClose { stream } => agent.streams.close(stream),
+        Request::Hello { .. } | Request::Health => writer.respond(id, handle(agent, id, request)),
+        _ => {
+            let (agent_ref, writer) = (Arc::clone(agent), Arc::clone(writer));
+            agent
+                .workers
+                .submit(move || writer.respond(id, handle(&agent_ref, id, request)));
+        }
     }
-    let (agent_ref, writer) = (Arc::clone(agent), Arc::clone(writer));
-    agent
-        .workers
-        .submit(move || respond(&writer, id, handle(&agent_ref, request)));
 }
 
-fn respond(writer: &Mutex<Box<dyn Write + Send>>, id: u64, body: Response) {
-    let mut w = writer.lock().expect("writer lock poisoned");
-    if let Err(e) = write_frame(&mut *w, &Envelope { id, body }) {
-        tracing::warn!(id, error = %e, "cannot send a response");
-    }
-}
-
-fn handle(agent: &Agent, request: Request) -> Response {
+fn handle(agent: &Agent, id: u64, request: Request) -> Response {
     match request {
         Request::Hello { version } => {
             if version != PROTOCOL_VERSION {
@@ -129,6 +141,7 @@ fn handle(agent: &Agent, request: Request) -> Response {
                 .as_ref()
                 .map_or(DriverState::Absent, Supervisor::health),
             uptime_ms: agent.started.elapsed().as_millis() as u64,
+            workload: agent.workload.as_ref().map(|w| w.state()),
         }),
         Request::Stats => Response::Stats(stats::collect(&agent.config.data_dir)),
         Request::Execute { code, timeout_ms } => python(agent)
@@ -144,8 +157,16 @@ fn handle(agent: &Agent, request: Request) -> Response {
             (Some(s), false) => s.warm(&modules).map_or_else(Response::Error, |()| Response::Done),
         },
         Request::Shell { command, timeout_ms } => positive(timeout_ms)
-            .and_then(|t| shell::run(&agent.processes, &agent.config.data_dir, &command, t))
+            .and_then(|t| {
+                let program = shell_program(agent.config.kind)?;
+                shell::run(&agent.processes, program, &agent.config.data_dir, &command, t)
+            })
             .unwrap_or_else(Response::Error),
+        Request::Connect { port } => agent.streams.connect(id, port),
+        Request::StreamData { .. }
+        | Request::StreamCredit { .. }
+        | Request::StreamShutdown { .. }
+        | Request::StreamClose { .. } => unreachable!("stream notifications are applied in dispatch"),
         Request::WriteFile { path, data, append } => agent
             .data_dir
             .write(&path, &data, append)
@@ -161,6 +182,23 @@ fn handle(agent: &Agent, request: Request) -> Response {
         Request::StatFile { path } => agent.data_dir.stat(&path).unwrap_or_else(Response::Error),
         Request::DeleteFile { path } => agent.data_dir.delete(&path).unwrap_or_else(Response::Error),
     }
+}
+
+/// `/bin/bash`; a custom image without bash falls back to `/bin/sh`, and one without
+/// either cannot run shell commands.
+fn shell_program(kind: Kind) -> Result<&'static Path, sandpool_proto::AgentError> {
+    let bash = Path::new("/bin/bash");
+    if kind != Kind::Custom || bash.exists() {
+        return Ok(bash);
+    }
+    let sh = Path::new("/bin/sh");
+    if sh.exists() {
+        return Ok(sh);
+    }
+    Err(sandpool_proto::AgentError {
+        kind: ErrorKind::Unsupported,
+        message: "this image has no /bin/sh".into(),
+    })
 }
 
 fn python(agent: &Agent) -> Result<&Supervisor, sandpool_proto::AgentError> {

@@ -1,4 +1,4 @@
-//! Shell commands: `/bin/bash -c` in the data directory, in their own process group, killed
+//! Shell commands: `/bin/bash -c` (`/bin/sh -c` in custom images without bash) in the data directory, in their own process group, killed
 //! as a group on timeout, with output capped per stream.
 
 use crate::output::{Collector, MAX_STREAM_BYTES};
@@ -21,12 +21,13 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 /// Runs `command` and waits at most `timeout` for it.
 pub fn run(
     processes: &Processes,
+    program: &Path,
     data_dir: &Path,
     command: &str,
     timeout: Duration,
 ) -> Result<Response, AgentError> {
     let started = Instant::now();
-    let mut cmd = Command::new("/bin/bash");
+    let mut cmd = Command::new(program);
     cmd.arg("-c")
         .arg(command)
         .current_dir(data_dir)
@@ -36,7 +37,7 @@ pub fn run(
         .process_group(0);
     let mut child = processes.spawn(&mut cmd).map_err(|e| AgentError {
         kind: ErrorKind::Internal,
-        message: format!("cannot start /bin/bash: {e}"),
+        message: format!("cannot start {}: {e}", program.display()),
     })?;
     let pid = child.id() as i32;
     let stdout = Collector::start(child.stdout.take().expect("stdout is piped"), MAX_STREAM_BYTES);

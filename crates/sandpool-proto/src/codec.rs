@@ -100,6 +100,46 @@ mod tests {
     }
 
     #[test]
+    fn stream_frames_round_trip() {
+        let note = Envelope {
+            id: crate::EVENT_ID,
+            body: Request::StreamData {
+                stream: 9,
+                data: vec![0, 255, 7],
+            },
+        };
+        assert!(note.body.is_notification());
+        let back: Envelope<Request> = decode(&encode_frame(&note).unwrap()[4..]).unwrap();
+        assert_eq!(back, note);
+        let event = Envelope {
+            id: crate::EVENT_ID,
+            body: crate::Response::Event(crate::Event::StreamReset {
+                stream: 9,
+                message: "reset".into(),
+            }),
+        };
+        let back: Envelope<crate::Response> = decode(&encode_frame(&event).unwrap()[4..]).unwrap();
+        assert_eq!(back, event);
+        assert!(!Request::Connect { port: 80 }.is_notification());
+    }
+
+    #[test]
+    fn health_without_a_workload_field_still_decodes() {
+        #[derive(serde::Serialize)]
+        struct OldHealth {
+            driver: crate::DriverState,
+            uptime_ms: u64,
+        }
+        let bytes = encode_frame(&OldHealth {
+            driver: crate::DriverState::Absent,
+            uptime_ms: 5,
+        })
+        .unwrap();
+        let h: crate::Health = decode(&bytes[4..]).unwrap();
+        assert_eq!(h.workload, None);
+    }
+
+    #[test]
     fn garbage_payload_is_a_decode_error() {
         assert!(decode::<Envelope<Request>>(&[0xc1, 0x00]).is_err());
     }

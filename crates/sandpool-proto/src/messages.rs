@@ -1,5 +1,6 @@
 //! Requests the host sends to the agent and the responses it gets back.
 
+use crate::events::{Event, WorkloadState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +50,41 @@ pub enum Request {
     Health,
     /// Resource usage as seen inside the sandbox.
     Stats,
+    /// Opens a TCP connection to `127.0.0.1:port` inside the sandbox. The stream id is
+    /// this request's envelope id; the agent answers [`Response::Connected`] (or an error
+    /// of kind [`ErrorKind::Unreachable`]) before it sends any event for the stream.
+    Connect { port: u16 },
+    /// Stream notification (no response): bytes for the stream's socket. The host keeps
+    /// the bytes it sent but the agent has not yet credited back at or below
+    /// [`STREAM_WINDOW`](crate::STREAM_WINDOW); an agent receiving more resets the stream.
+    StreamData {
+        stream: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Stream notification (no response): the host consumed `bytes` of the stream's
+    /// [`Event::StreamData`], so the agent may send that many more.
+    StreamCredit { stream: u64, bytes: u32 },
+    /// Stream notification (no response): half-close; the agent shuts down the socket's
+    /// write side once the bytes before it are written. Reading goes on.
+    StreamShutdown { stream: u64 },
+    /// Stream notification (no response): the host is done with the stream; the agent
+    /// closes the socket and forgets the stream. Events already in flight are dropped.
+    StreamClose { stream: u64 },
+}
+
+impl Request {
+    /// Stream notifications get no response; the host sends them with envelope id
+    /// [`EVENT_ID`](crate::EVENT_ID).
+    pub fn is_notification(&self) -> bool {
+        matches!(
+            self,
+            Request::StreamData { .. }
+                | Request::StreamCredit { .. }
+                | Request::StreamShutdown { .. }
+                | Request::StreamClose { .. }
+        )
+    }
 }
 
 /// The agent's answer to one [`Request`].
@@ -72,6 +108,12 @@ pub enum Response {
     File(FileEntry),
     Health(Health),
     Stats(AgentStats),
+    /// The stream of a [`Request::Connect`] is open.
+    Connected {
+        stream: u64,
+    },
+    /// An unsolicited report, always with envelope id [`EVENT_ID`](crate::EVENT_ID).
+    Event(Event),
     Error(AgentError),
 }
 
@@ -147,6 +189,9 @@ pub enum DriverState {
 pub struct Health {
     pub driver: DriverState,
     pub uptime_ms: u64,
+    /// The workload of a custom sandbox; `None` for other kinds.
+    #[serde(default)]
+    pub workload: Option<WorkloadState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +218,8 @@ pub enum ErrorKind {
     BadRequest,
     /// The Python driver is not running and could not be started.
     DriverUnavailable,
+    /// Nothing accepts connections on the port of a [`Request::Connect`].
+    Unreachable,
     Internal,
 }
 

@@ -1,62 +1,88 @@
 //! The host end of the agent channel: frames requests onto the sandbox's stdin and
 //! pairs the responses read from its stdout with the requests by id, so many calls
-//! can be in flight at once.
+//! can be in flight at once; routes the agent's unsolicited events to the byte streams
+//! opened with [`AgentClient::connect`] and records the workload's exit.
 
+use crate::agent_stream::{fail_all_streams, route_stream_event, AgentStream, StreamStates};
 use crate::SandboxError;
-use sandpool_proto::{decode, encode_frame, Envelope, Request, Response, MAX_FRAME_BYTES, PROTOCOL_VERSION};
+use sandpool_proto::{
+    decode, encode_frame, Envelope, Event, Request, Response, WorkloadExit, EVENT_ID, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Response>>>>>;
 
 /// A connection to one agent. Cheap to share behind an `Arc`.
 pub struct AgentClient {
-    writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
+    /// Encoded frames, written in order by the writer task.
+    outbound: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
+    streams: StreamStates,
     next_id: AtomicU64,
     closed: watch::Receiver<bool>,
+    workload_exit: watch::Receiver<Option<WorkloadExit>>,
     reader_task: tokio::task::JoinHandle<()>,
+    writer_task: tokio::task::JoinHandle<()>,
 }
 
 impl AgentClient {
-    /// Starts reading responses from `from_agent` in a background task.
+    /// Starts reading responses from `from_agent` and writing frames to `to_agent` in
+    /// background tasks.
     pub fn new(
         from_agent: impl AsyncRead + Send + Unpin + 'static,
         to_agent: impl AsyncWrite + Send + Unpin + 'static,
     ) -> Self {
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
+        let streams: StreamStates = Arc::new(Mutex::new(Some(HashMap::new())));
         let (closed_tx, closed) = watch::channel(false);
-        let reader_task = tokio::spawn(read_responses(from_agent, pending.clone(), closed_tx));
+        let (exit_tx, workload_exit) = watch::channel(None);
+        let (outbound, frames) = mpsc::unbounded_channel();
+        let reader_task = tokio::spawn(read_responses(
+            from_agent,
+            pending.clone(),
+            streams.clone(),
+            exit_tx,
+            closed_tx,
+        ));
+        let writer_task = tokio::spawn(write_frames(to_agent, frames, pending.clone()));
         AgentClient {
-            writer: tokio::sync::Mutex::new(Box::new(to_agent)),
+            outbound,
             pending,
+            streams,
             next_id: AtomicU64::new(1),
             closed,
+            workload_exit,
             reader_task,
+            writer_task,
         }
     }
 
     /// Sends `request` and waits for its response. An agent-side error becomes
-    /// [`SandboxError::Agent`].
+    /// [`SandboxError::Agent`]. Stream notifications are sent by [`AgentStream`], never
+    /// through here.
     pub async fn call(&self, request: Request) -> Result<Response, SandboxError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.call_with_id(id, request).await
+    }
+
+    async fn call_with_id(&self, id: u64, request: Request) -> Result<Response, SandboxError> {
+        if request.is_notification() {
+            return Err(SandboxError::Protocol(
+                "stream notifications have no response; use AgentStream".into(),
+            ));
+        }
         let frame = encode_frame(&Envelope { id, body: request })?;
         let (tx, rx) = oneshot::channel();
         match self.pending.lock().expect("pending map poisoned").as_mut() {
             Some(map) => map.insert(id, tx),
             None => return Err(SandboxError::AgentGone),
         };
-        let written = {
-            let mut w = self.writer.lock().await;
-            match w.write_all(&frame).await {
-                Ok(()) => w.flush().await,
-                Err(e) => Err(e),
-            }
-        };
-        if written.is_err() {
+        if self.outbound.send(frame).is_err() {
             if let Some(map) = self.pending.lock().expect("pending map poisoned").as_mut() {
                 map.remove(&id);
             }
@@ -66,6 +92,20 @@ impl AgentClient {
             Ok(Response::Error(e)) => Err(SandboxError::Agent(e)),
             Ok(resp) => Ok(resp),
             Err(_) => Err(SandboxError::AgentGone),
+        }
+    }
+
+    /// Opens a TCP connection to `127.0.0.1:port` inside the sandbox. Nothing listening
+    /// there gives [`SandboxError::Agent`] with [`sandpool_proto::ErrorKind::Unreachable`].
+    pub async fn connect(&self, port: u16) -> Result<AgentStream, SandboxError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Registered first: the agent may send data before its answer is read, and a
+        // cancelled connect still closes the stream (on drop).
+        let stream =
+            AgentStream::register(id, &self.streams, self.outbound.clone()).ok_or(SandboxError::AgentGone)?;
+        match self.call_with_id(id, Request::Connect { port }).await? {
+            Response::Connected { stream: s } if s == id => Ok(stream),
+            other => Err(unexpected_response("Connected", &other)),
         }
     }
 
@@ -98,11 +138,29 @@ impl AgentClient {
         let mut rx = self.closed.clone();
         let _ = rx.wait_for(|c| *c).await;
     }
+
+    /// How the workload of a custom sandbox ended, once the agent has reported it.
+    pub fn workload_exit(&self) -> Option<WorkloadExit> {
+        self.workload_exit.borrow().clone()
+    }
+
+    /// Resolves when the agent reports the workload's exit, or with `None` when the
+    /// channel closes first.
+    pub async fn workload_exited(&self) -> Option<WorkloadExit> {
+        let mut exit = self.workload_exit.clone();
+        let mut closed = self.closed.clone();
+        tokio::select! {
+            r = exit.wait_for(Option::is_some) => r.ok().and_then(|e| e.clone()),
+            _ = closed.wait_for(|c| *c) => self.workload_exit(),
+        }
+    }
 }
 
 impl Drop for AgentClient {
     fn drop(&mut self) {
         self.reader_task.abort();
+        self.writer_task.abort();
+        fail_all_streams(&self.streams);
     }
 }
 
@@ -113,9 +171,30 @@ pub fn unexpected_response(expected: &str, got: &Response) -> SandboxError {
     SandboxError::Protocol(format!("expected a {expected} response, got {name}"))
 }
 
+async fn write_frames(
+    mut to_agent: impl AsyncWrite + Unpin,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    pending: Pending,
+) {
+    while let Some(frame) = frames.recv().await {
+        let written = match to_agent.write_all(&frame).await {
+            Ok(()) if frames.is_empty() => to_agent.flush().await,
+            other => other,
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "cannot write to the agent");
+            // Every waiter learns the sandbox is gone; the reader closes the rest.
+            pending.lock().expect("pending map poisoned").take();
+            return;
+        }
+    }
+}
+
 async fn read_responses(
     mut from_agent: impl AsyncRead + Unpin,
     pending: Pending,
+    streams: StreamStates,
+    workload_exit: watch::Sender<Option<WorkloadExit>>,
     closed: watch::Sender<bool>,
 ) {
     let mut len = [0u8; 4];
@@ -139,6 +218,26 @@ async fn read_responses(
                 break;
             }
         };
+        if envelope.id == EVENT_ID {
+            match envelope.body {
+                Response::Event(mut event) => {
+                    if !route_stream_event(&streams, &mut event) {
+                        if let Event::WorkloadExited(exit) = event {
+                            tracing::info!(detail = %exit.detail, "workload exited");
+                            workload_exit.send_replace(Some(exit));
+                        }
+                    }
+                }
+                other => {
+                    let name = format!("{other:?}")
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric())
+                        .collect::<String>();
+                    tracing::warn!(response = %name, "agent sent an unpaired frame that is not an event");
+                }
+            }
+            continue;
+        }
         let waiter = pending
             .lock()
             .expect("pending map poisoned")
@@ -153,6 +252,7 @@ async fn read_responses(
     }
     // Dropping every sender wakes all waiters with AgentGone.
     pending.lock().expect("pending map poisoned").take();
+    fail_all_streams(&streams);
     let _ = closed.send(true);
 }
 
