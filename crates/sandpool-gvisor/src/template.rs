@@ -86,6 +86,7 @@ mod tests {
                 argv: vec!["/opt/sandpool/sandpool-agent".into()],
             },
             env: vec![],
+            workload: None,
         }
     }
 

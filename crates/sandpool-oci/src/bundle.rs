@@ -2,8 +2,9 @@
 //! from its [`SandboxSpec`]; the two runtimes differ only in what [`Flavour`] adds.
 
 use crate::config::*;
-use crate::{sandbox_env, OciError};
-use sandpool_sandbox::{SandboxSpec, AGENT_MOUNT_POINT, DATA_DIR};
+use crate::image_user::{resolve_image_user, ImageUser};
+use crate::{custom_env, sandbox_env, OciError};
+use sandpool_sandbox::{SandboxKind, SandboxSpec, AGENT_MOUNT_POINT, DATA_DIR};
 use std::path::{Path, PathBuf};
 
 /// The user every sandbox process runs as (`sandbox` in the images).
@@ -97,6 +98,14 @@ fn validate(spec: &SandboxSpec) -> Result<(), OciError> {
         (l.max_processes < 4, "process limit below 4"),
         (l.data_bytes < 1 << 20, "data size below 1 MiB"),
         (spec.agent.argv.is_empty(), "empty agent argv"),
+        (
+            (spec.kind == SandboxKind::Custom) != spec.workload.is_some(),
+            "a workload is required for custom sandboxes and only for them",
+        ),
+        (
+            spec.workload.as_ref().is_some_and(|w| w.argv.is_empty()),
+            "the workload has no command (image Entrypoint/Cmd and pool command are empty)",
+        ),
     ];
     match problems.iter().find(|(bad, _)| *bad) {
         Some((_, what)) => Err(OciError::InvalidSpec(what.to_string())),
@@ -147,12 +156,35 @@ fn add_preload(mounts: &mut Vec<Mount>, env: &mut Vec<String>, preload: &Preload
 /// [`AGENT_MOUNT_POINT`], tmpfs `/tmp` and a size-limited tmpfs [`DATA_DIR`] owned by
 /// the sandbox user, the agent as uid/gid 1000 with no capabilities and
 /// `noNewPrivileges`, and the spec's memory, CPU and process limits.
+///
+/// A [`SandboxKind::Custom`] sandbox runs as the image's user instead (resolved inside
+/// the rootfs, see [`resolve_image_user`]), who also owns [`DATA_DIR`]; its agent gets
+/// the workload's argv after `--` and the [`custom_env`] environment.
 pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<RuntimeConfig, OciError> {
     validate(spec)?;
     let limits = &spec.limits;
+    let (user, mut env, args) = match &spec.workload {
+        Some(workload) => {
+            let user = resolve_image_user(&spec.rootfs, workload.user.as_deref())?;
+            let env = custom_env(spec, workload, &user.home)?;
+            let mut args = spec.agent.argv.clone();
+            args.push("--".to_string());
+            args.extend(workload.argv.iter().cloned());
+            (user, env, args)
+        }
+        None => (
+            ImageUser {
+                uid: SANDBOX_UID,
+                gid: SANDBOX_UID,
+                home: "/tmp".to_string(),
+            },
+            sandbox_env(spec)?,
+            spec.agent.argv.clone(),
+        ),
+    };
     let data_size = format!("size={}", limits.data_bytes);
-    let owner_uid = format!("uid={SANDBOX_UID}");
-    let owner_gid = format!("gid={SANDBOX_UID}");
+    let owner_uid = format!("uid={}", user.uid);
+    let owner_gid = format!("gid={}", user.gid);
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
@@ -176,7 +208,6 @@ pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<Runti
         ),
     ];
     let mut rlimits = vec![rlimit("RLIMIT_NOFILE", 4096), rlimit("RLIMIT_CORE", 0)];
-    let mut env = sandbox_env(spec)?;
     let namespaces = ["pid", "ipc", "uts", "mount", "network"]
         .iter()
         .map(|k| Namespace {
@@ -250,11 +281,11 @@ pub fn build_config(spec: &SandboxSpec, options: &BundleOptions) -> Result<Runti
         process: Process {
             terminal: false,
             user: User {
-                uid: SANDBOX_UID,
-                gid: SANDBOX_UID,
+                uid: user.uid,
+                gid: user.gid,
                 additional_gids: Vec::new(),
             },
-            args: spec.agent.argv.clone(),
+            args,
             env,
             cwd: DATA_DIR.to_string(),
             capabilities: Capabilities::default(),
@@ -290,6 +321,7 @@ mod tests {
                 argv: vec!["/opt/sandpool/sandpool-agent".into()],
             },
             env: vec![("FOO".into(), "bar".into())],
+            workload: None,
         }
     }
 
@@ -391,6 +423,72 @@ mod tests {
         assert_eq!(c.linux.resources.pids.limit, 256);
         assert!(c.linux.seccomp.is_some());
         assert!(c.linux.masked_paths.contains(&"/proc/kcore".to_string()));
+    }
+
+    #[test]
+    fn custom_sandboxes_run_the_workload_as_the_image_user() {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("etc")).unwrap();
+        std::fs::write(rootfs.path().join("etc/passwd"), "web:x:101:102::/srv:/bin/sh\n").unwrap();
+        let mut s = spec();
+        s.rootfs = rootfs.path().to_path_buf();
+        s.kind = SandboxKind::Custom;
+        s.env = vec![("PORT".into(), "9000".into())];
+        s.workload = Some(sandpool_sandbox::Workload {
+            argv: vec!["python3".into(), "-m".into(), "http.server".into()],
+            env: vec![
+                ("PATH".into(), "/app/bin:/usr/bin".into()),
+                ("PORT".into(), "8000".into()),
+            ],
+            cwd: Some("/app".into()),
+            user: Some("web".into()),
+        });
+        let c = build_config(&s, &gvisor()).unwrap();
+        assert_eq!((c.process.user.uid, c.process.user.gid), (101, 102));
+        assert_eq!(
+            c.process.args,
+            [
+                "/opt/sandpool/sandpool-agent",
+                "--",
+                "python3",
+                "-m",
+                "http.server"
+            ]
+        );
+        for var in [
+            "PATH=/app/bin:/usr/bin",
+            "PORT=9000",
+            "HOME=/srv",
+            "SANDPOOL_KIND=custom",
+            "SANDPOOL_WORKLOAD_CWD=/app",
+        ] {
+            assert!(
+                c.process.env.contains(&var.to_string()),
+                "{var} missing: {:?}",
+                c.process.env
+            );
+        }
+        assert!(!c.process.env.iter().any(|e| e == "PORT=8000"));
+        let data = c.mounts.iter().find(|m| m.destination == DATA_DIR).unwrap();
+        assert!(data.options.contains(&"uid=101".to_string()));
+        assert!(c.root.readonly);
+        assert!(c.process.no_new_privileges);
+
+        let mut bad = s.clone();
+        bad.env.push(("SANDPOOL_KIND".into(), "python".into()));
+        assert!(build_config(&bad, &gvisor()).is_err());
+        let mut bad = s.clone();
+        bad.workload = None;
+        assert!(build_config(&bad, &gvisor()).is_err());
+        let mut bad = s.clone();
+        bad.workload.as_mut().unwrap().argv.clear();
+        assert!(build_config(&bad, &gvisor()).is_err());
+        let mut bad = s.clone();
+        bad.workload.as_mut().unwrap().cwd = Some("relative".into());
+        assert!(build_config(&bad, &gvisor()).is_err());
+        let mut bad = s;
+        bad.kind = SandboxKind::Python;
+        assert!(build_config(&bad, &gvisor()).is_err());
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //! them is a configuration choice, never an `if` in the caller.
 
 mod agent_client;
+mod agent_stream;
 mod backend;
 mod error;
 mod spec;
 
 pub use agent_client::{unexpected_response, AgentClient};
+pub use agent_stream::AgentStream;
 pub use backend::{Backend, ExitReason, Sandbox, SandboxStats, Template};
 pub use error::SandboxError;
 pub use spec::{
-    AgentRuntime, EgressConfig, Limits, NetworkPolicy, SandboxId, SandboxKind, SandboxSpec, AGENT_MOUNT_POINT, DATA_DIR,
+    AgentRuntime, EgressConfig, Limits, NetworkPolicy, SandboxId, SandboxKind, SandboxSpec, Workload,
+    AGENT_MOUNT_POINT, DATA_DIR,
 };

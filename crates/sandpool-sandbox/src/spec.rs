@@ -38,13 +38,16 @@ impl std::fmt::Display for SandboxId {
     }
 }
 
-/// What runs inside: decides whether the agent starts the Python driver.
+/// What runs inside: decides whether the agent starts the Python driver or a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SandboxKind {
     /// IPython driver for code execution, plus shell and files.
     Python,
     /// Shell commands and files only.
     Shell,
+    /// A user's container image: the agent runs [`SandboxSpec::workload`] and carries TCP
+    /// streams to it; shell (when the image has a shell) and files also work.
+    Custom,
 }
 
 impl SandboxKind {
@@ -52,8 +55,25 @@ impl SandboxKind {
         match self {
             SandboxKind::Python => "python",
             SandboxKind::Shell => "shell",
+            SandboxKind::Custom => "custom",
         }
     }
+}
+
+/// The program a [`SandboxKind::Custom`] sandbox runs, as its image (and pool) configure
+/// it. The agent starts it in its own process group and reports its exit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Workload {
+    /// Entrypoint followed by command (pool overrides already applied); not empty.
+    pub argv: Vec<String>,
+    /// The image's environment (`KEY=value` pairs split); [`SandboxSpec::env`] is applied
+    /// over it, and sandpool's own variables over both.
+    pub env: Vec<(String, String)>,
+    /// Absolute working directory (the image's `WorkingDir`); `/` when `None`.
+    pub cwd: Option<String>,
+    /// The image's `User`: `uid`, `uid:gid`, `name`, `name:group` (names resolved from
+    /// the image's `/etc/passwd` and `/etc/group`); root when `None` or empty.
+    pub user: Option<String>,
 }
 
 /// Per-sandbox resource limits. Exceeding one fails only that sandbox.
@@ -153,6 +173,8 @@ pub struct SandboxSpec {
     pub agent: AgentRuntime,
     /// Extra environment for the agent (and so the user code).
     pub env: Vec<(String, String)>,
+    /// What a [`SandboxKind::Custom`] sandbox runs; `None` for the other kinds.
+    pub workload: Option<Workload>,
 }
 
 #[cfg(test)]

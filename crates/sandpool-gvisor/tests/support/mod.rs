@@ -59,6 +59,7 @@ pub async fn image(kind: SandboxKind) -> sandpool_image::Image {
         let recipe = match kind {
             SandboxKind::Python => sandpool_image::recipes::python(),
             SandboxKind::Shell => sandpool_image::recipes::shell(),
+            SandboxKind::Custom => panic!("custom sandboxes use the python image with a workload"),
         };
         sandpool_image::ImageStore::new(test_data())
             .ensure(&recipe, &mut |line| eprintln!("image: {line}"))
@@ -78,6 +79,7 @@ pub fn spec(id: &str, kind: SandboxKind, image: &sandpool_image::Image, agent: &
         network: NetworkPolicy::Disabled,
         agent: agent.clone(),
         env: vec![],
+        workload: None,
     }
 }
 
