@@ -1,5 +1,6 @@
 //! Command-line arguments and the dispatch of subcommands.
 
+use crate::remote::{self, ExecArgs, FilesCommand, KeyCommand, PoolCommand, Remote, SessionCommand};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -63,6 +66,20 @@ pub enum Command {
         /// The key; read from standard input when absent.
         key: Option<String>,
     },
+    /// Manage session pools on a server (admin key).
+    #[command(subcommand)]
+    Pool(PoolCommand),
+    /// List or stop sessions (admin key).
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Run code in a session; prints stdout, stderr and the result, saves images.
+    Exec(ExecArgs),
+    /// Upload, list and download a session's files.
+    #[command(subcommand)]
+    Files(FilesCommand),
+    /// Create, list and revoke API keys (admin key).
+    #[command(subcommand)]
+    Key(KeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,7 +98,13 @@ pub enum ImageCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let r = &cli.remote;
     match cli.command {
+        Command::Pool(cmd) => Ok(remote::pool(r, cmd)?),
+        Command::Session(cmd) => Ok(remote::session(r, cmd)?),
+        Command::Exec(args) => Ok(remote::exec(r, args)?),
+        Command::Files(cmd) => Ok(remote::files(r, cmd)?),
+        Command::Key(cmd) => Ok(remote::key(r, cmd)?),
         Command::Serve(args) => crate::serve::serve(args).await,
         Command::Image(cmd) => image(cmd).await,
         Command::HashKey { key } => {

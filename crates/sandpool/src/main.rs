@@ -1,9 +1,12 @@
-//! The `sandpool` binary: the service (`sandpool serve`), image commands, and — when run
+//! The `sandpool` binary: the service (`sandpool serve`), image commands, the client
+//! commands over the HTTP API (`pool`, `session`, `exec`, `files`, `key`), and — when run
 //! as `sandpool-agent` inside a sandbox, or as `sandpool agent` — the in-sandbox agent.
 
 mod cli;
+mod client;
 mod config;
 mod keys;
+mod remote;
 mod serve;
 
 use clap::Parser;
@@ -35,7 +38,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sandpool: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<client::CliError>() {
+                Some(c) => ExitCode::from(c.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
