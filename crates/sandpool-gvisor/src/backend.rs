@@ -2,11 +2,12 @@
 //! checkpointed templates.
 
 use crate::compat;
-use crate::platform::probe_platform;
+use crate::platform_cache::{cached_or_probed_platform, ProbeKey};
 use crate::template::{template_dir, template_key, RuntimeIdentity};
 use crate::GvisorError;
 use async_trait::async_trait;
 use rand::RngCore;
+use sandpool_net::{NetworkManager, NetworkedSandbox, SessionNetwork};
 use sandpool_oci::{
     build_config, launch, BundleLayout, BundleOptions, CgroupLimits, Flavour, LaunchRequest, OciRuntime,
     OciSandbox, Preload, SandboxCgroup,
@@ -16,7 +17,6 @@ use sandpool_sandbox::{
     unexpected_response, Backend, NetworkPolicy, Sandbox, SandboxError, SandboxId, SandboxKind, SandboxSpec,
     Template,
 };
-use sandpool_net::{NetworkManager, NetworkedSandbox, SessionNetwork};
 use sha2::{Digest, Sha256};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ pub struct GvisorConfig {
     /// The runsc binary.
     pub runsc: PathBuf,
     /// Skip the platform probe and use this platform (`systrap`, `kvm`, `ptrace`).
+    /// Without it the probe's result is cached in `state_dir/platform` for this runsc
+    /// (path and version) and kernel.
     pub platform: Option<String>,
 }
 
@@ -65,7 +67,8 @@ fn host_pids_limit(max_processes: u32) -> u64 {
 
 impl GvisorBackend {
     /// Checks runsc and the host's cgroups, creates the state directories and picks the
-    /// platform (probing unless `config.platform` is set).
+    /// platform: `config.platform` if set, else the cached probe result for this runsc
+    /// and kernel, else a probe (~10 s here).
     pub async fn new(config: GvisorConfig) -> Result<Self, GvisorError> {
         SandboxCgroup::check_host()?;
         let version = tokio::process::Command::new(&config.runsc)

@@ -6,6 +6,7 @@ mod backend;
 mod compat;
 mod error;
 mod platform;
+mod platform_cache;
 mod template;
 
 pub use backend::{GvisorBackend, GvisorConfig};

@@ -37,6 +37,59 @@ async fn the_platform_probe_picks_a_working_platform() {
 }
 
 #[tokio::test]
+async fn the_probed_platform_is_cached_per_runsc_version() {
+    init_tracing();
+    let dir = scratch("probe-cache-");
+    let state = dir.path().join("state");
+    let config = |platform: Option<&str>| GvisorConfig {
+        state_dir: state.clone(),
+        runsc: "runsc".into(),
+        platform: platform.map(str::to_string),
+    };
+    let started = Instant::now();
+    let probed = GvisorBackend::new(config(None))
+        .await
+        .unwrap()
+        .platform()
+        .to_string();
+    eprintln!(
+        "figure: gVisor backend start with a platform probe {:?}",
+        started.elapsed()
+    );
+    let cache = state.join("platform");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.starts_with(&format!("platform {probed}\n")), "{text}");
+    assert!(text.contains("version runsc version"), "{text}");
+
+    // A cache entry for this runsc is believed: another candidate written there is used.
+    let other = PLATFORM_CANDIDATES.iter().find(|p| **p != probed).unwrap();
+    std::fs::write(&cache, text.replacen(&probed, other, 1)).unwrap();
+    let started = Instant::now();
+    let cached = GvisorBackend::new(config(None)).await.unwrap();
+    eprintln!(
+        "figure: gVisor backend start with a cached platform {:?}",
+        started.elapsed()
+    );
+    assert_eq!(cached.platform(), *other);
+    // The explicit setting wins over the cache.
+    assert_eq!(
+        GvisorBackend::new(config(Some(&probed)))
+            .await
+            .unwrap()
+            .platform(),
+        probed
+    );
+    // An entry for another runsc version is ignored and replaced by a fresh probe.
+    let stale = text
+        .replacen(&probed, other, 1)
+        .replace("version runsc version", "version runsc version 1999");
+    std::fs::write(&cache, stale).unwrap();
+    assert_eq!(GvisorBackend::new(config(None)).await.unwrap().platform(), probed);
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), text);
+    assert!(!state.join("probe").exists());
+}
+
+#[tokio::test]
 async fn a_sandbox_runs_as_the_sandbox_user_and_leaves_nothing_behind() {
     init_tracing();
     let dir = scratch("gvisor-life-");
