@@ -99,7 +99,10 @@ impl GvisorBackend {
                 tracing::info!(platform = p, "gVisor platform set by configuration");
                 p
             }
-            None => probe_platform(&config.runsc, &state_dir.join("probe")).await?,
+            None => {
+                let key = ProbeKey::for_host(&config.runsc, &runsc_version);
+                cached_or_probed_platform(&config.runsc, &key, &state_dir).await?
+            }
         };
         let preload = compat::install(&state_dir.join("compat"))?;
         let instance = hex::encode(&Sha256::digest(state_dir.to_string_lossy().as_bytes())[..4]);
@@ -172,6 +175,9 @@ impl GvisorBackend {
                 cgroups_path: cgroup.relative().to_string(),
             },
         )?;
+        // runsc would write the quota into the cgroup too: it is applied once the agent
+        // is up (see below).
+        config.linux.resources.cpu.quota = -1;
         if let Some(net) = network {
             sandpool_oci::join_network(&mut config, net.netns_path(), net.resolv_conf())?;
         }
@@ -187,7 +193,10 @@ impl GvisorBackend {
             cpu_period_us: CPU_PERIOD_US,
             pids: host_pids_limit(spec.limits.max_processes),
         };
-        let prepared = bundle.write(&config).and_then(|()| cgroup.create(&limits));
+        let prepared = bundle
+            .write(&config)
+            .and_then(|()| cgroup.create(&limits))
+            .and_then(|()| cgroup.set_cpu_quota(None));
         if let Err(e) = prepared {
             sandpool_oci::remove_leftover(&self.runtime, &spec.id, bundle, cgroup)
                 .await
@@ -211,7 +220,7 @@ impl GvisorBackend {
             runtime: self.runtime.clone(),
             id: spec.id.clone(),
             bundle,
-            cgroup,
+            cgroup: cgroup.clone(),
             extra_global,
             args,
             restored: checkpoint.is_some(),
@@ -219,6 +228,13 @@ impl GvisorBackend {
             hide_proc_sys_net: network.is_some(),
         })
         .await?;
+        // Starting (and above all restoring: decompressing the checkpoint) runs
+        // unthrottled, with only sandpool's agent or the template's state in the sandbox;
+        // the CPU limit applies before any request is served.
+        if let Err(e) = cgroup.set_cpu_quota(Some(limits.cpu_quota_us)) {
+            let _ = sandbox.destroy().await;
+            return Err(e.into());
+        }
         tracing::info!(
             sandbox = %spec.id,
             restored = checkpoint.is_some(),

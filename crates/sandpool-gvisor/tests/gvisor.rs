@@ -123,6 +123,8 @@ async fn a_sandbox_runs_as_the_sandbox_user_and_leaves_nothing_behind() {
     );
     let stats = sandbox.stats().await.unwrap();
     assert!(stats.memory_bytes > 0 && stats.host_pids > 0, "{stats:?}");
+    // Started unthrottled, limited once up.
+    assert_eq!(cpu_quota("life-1"), Some(100_000));
 
     assert_eq!(backend.leftovers().await.unwrap(), vec![spec.id.clone()]);
     assert!(!cgroup_dirs("life-1").is_empty());
@@ -178,6 +180,11 @@ async fn restored_sandboxes_are_independent() {
             .unwrap();
         eprintln!("figure: gVisor restore {:?}", started.elapsed());
         assert!(sandbox.restored());
+        assert_eq!(
+            cpu_quota(id),
+            Some(100_000),
+            "the CPU limit applies after a restore"
+        );
         sandboxes.push(sandbox);
     }
     let (a, b) = (sandboxes[0].as_ref(), sandboxes[1].as_ref());

@@ -107,6 +107,13 @@ impl SandboxCgroup {
         Ok(())
     }
 
+    /// Sets the CFS quota per period; `None` lifts it (`-1`). Lets a sandbox start
+    /// unthrottled before its limit applies.
+    pub fn set_cpu_quota(&self, quota_us: Option<u64>) -> Result<(), OciError> {
+        let value = quota_us.map_or_else(|| "-1".to_string(), |q| q.to_string());
+        self.write("cpu", "cpu.cfs_quota_us", &value)
+    }
+
     /// How many processes the kernel OOM-killed in this cgroup (`None` once removed).
     pub fn oom_kills(&self) -> Option<u64> {
         parse_keyed(&self.read("memory", "memory.oom_control")?, "oom_kill")

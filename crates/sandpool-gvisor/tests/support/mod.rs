@@ -132,6 +132,14 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     found
 }
 
+/// The CFS quota (`cpu.cfs_quota_us`) of sandbox `id`'s cpu cgroup.
+pub fn cpu_quota(id: &str) -> Option<i64> {
+    cgroup_dirs(id)
+        .iter()
+        .filter_map(|dir| std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).ok())
+        .find_map(|text| text.trim().parse().ok())
+}
+
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
