@@ -64,11 +64,12 @@ impl TestEnv {
         }
     }
 
-    /// A spec for a new sandbox of `kind` with `limits`, no network.
+    /// A spec for a new sandbox of `kind` (python or shell) with `limits`, no network.
     pub fn spec(&self, label: &str, kind: SandboxKind, limits: Limits) -> SandboxSpec {
         let image = match kind {
             SandboxKind::Python => &self.python,
             SandboxKind::Shell => &self.shell,
+            SandboxKind::Custom => panic!("the conformance suite builds python and shell sandboxes only"),
         };
         SandboxSpec {
             id: unique_id(label),
@@ -79,6 +80,7 @@ impl TestEnv {
             network: NetworkPolicy::Disabled,
             agent: self.agent.clone(),
             env: Vec::new(),
+            workload: None,
         }
     }
 
