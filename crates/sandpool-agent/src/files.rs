@@ -1,6 +1,11 @@
 //! File operations confined to the data directory. Every component is opened with
 //! `openat(O_NOFOLLOW)` relative to the descriptor of its parent, so neither a symlink nor a
 //! concurrent rename can lead an operation outside (no canonicalize-then-open).
+//!
+//! `O_NOFOLLOW` alone is not trusted: runsc 20221219 follows a symlink to a directory even
+//! with `O_DIRECTORY|O_NOFOLLOW`. So every existing entry is `lstat`ed first and refused if
+//! it is a symlink, and the descriptor opened must be that very inode (same device and inode
+//! number), which also defeats swapping the entry for a symlink in between.
 
 use crate::paths::{invalid_path, DataPath};
 use sandpool_proto::{AgentError, ErrorKind, FileEntry, Response};
@@ -250,7 +255,35 @@ fn c_name(name: &[u8]) -> Result<CString, AgentError> {
     CString::new(name).map_err(|_| invalid_path("path contains a NUL byte"))
 }
 
+/// Opens `name` in `dir` without ever following a symlink (see the module docs). With
+/// `O_CREAT`, a missing entry is created exclusively.
 fn openat(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::io::Result<OwnedFd> {
+    let symlink = || std::io::Error::from_raw_os_error(libc::ELOOP);
+    match lstat_at(dir, name) {
+        Ok(checked) => {
+            if checked.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                return Err(symlink());
+            }
+            let fd = raw_openat(dir, name, flags & !libc::O_CREAT, mode)?;
+            let opened = fstat(&fd)?;
+            if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino) {
+                return Err(symlink());
+            }
+            Ok(fd)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && flags & libc::O_CREAT != 0 => {
+            raw_openat(dir, name, flags | libc::O_EXCL, mode)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn raw_openat(
     dir: BorrowedFd<'_>,
     name: &[u8],
     flags: libc::c_int,
