@@ -48,7 +48,7 @@ pub struct GvisorBackend {
     state_dir: PathBuf,
     runtime: OciRuntime,
     identity: RuntimeIdentity,
-    /// The statx compatibility shim preloaded into every sandbox.
+    /// The statx compatibility shim preloaded into python and shell sandboxes.
     preload: Preload,
     /// Parent of every sandbox cgroup of this backend instance.
     cgroup_parent: String,
@@ -170,7 +170,9 @@ impl GvisorBackend {
             &BundleOptions {
                 flavour: Flavour::Gvisor {
                     host_pids_limit: host_pids_limit(spec.limits.max_processes),
-                    preload: Some(self.preload.clone()),
+                    // Our Debian images only: a custom image keeps its own environment.
+                    preload: matches!(spec.kind, SandboxKind::Python | SandboxKind::Shell)
+                        .then(|| self.preload.clone()),
                 },
                 cgroups_path: cgroup.relative().to_string(),
             },

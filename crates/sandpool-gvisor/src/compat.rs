@@ -1,7 +1,7 @@
 //! The statx compatibility shim (`compat/statx_compat.c`, built by `build.rs`): runsc
 //! 20221219 answers `AT_NO_AUTOMOUNT` in `statx`/`newfstatat` with `EINVAL`, which breaks
-//! coreutils 9.1's `ls -l` and `stat`. The shim is preloaded into every sandbox process
-//! and drops the flag. It is installed content-addressed under the state directory so a
+//! coreutils 9.1's `ls -l` and `stat`. The shim is preloaded into every process of the
+//! python and shell sandboxes (our Debian images) and drops the flag. It is installed content-addressed under the state directory so a
 //! new build never changes the file under running sandboxes or templates.
 
 use sandpool_oci::Preload;
