@@ -57,14 +57,15 @@ pub fn serve(
         .workload
         .as_ref()
         .map(|w| Workload::start(w, Arc::clone(&processes), Arc::clone(&writer)));
+    let workers = Workers::default();
     let agent = Arc::new(Agent {
         data_dir: DataDir::new(config.data_dir.clone()),
         config,
         processes,
         supervisor,
         workload,
-        streams: Streams::new(Arc::clone(&writer)),
-        workers: Workers::default(),
+        streams: Streams::new(Arc::clone(&writer), workers.clone()),
+        workers,
         started: Instant::now(),
     });
     let mut input = BufReader::with_capacity(1 << 16, input);

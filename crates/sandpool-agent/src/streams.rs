@@ -1,16 +1,18 @@
 //! TCP streams the host opens to `127.0.0.1:<port>` inside the sandbox, carried over the
-//! agent channel with credit-based flow control: per stream, one thread writes the host's
-//! bytes to the socket (crediting them back once written) and one reads the socket within
-//! the credit the host granted, so neither direction buffers more than one window.
+//! agent channel with credit-based flow control. One poller thread reads every socket
+//! that has credit left (non-blocking reads after `poll(2)`), and host bytes are written
+//! by short-lived jobs on the request pool (at most one per stream at a time), which
+//! credit them back once written; so neither direction buffers more than one window, and
+//! an idle stream costs no thread.
 
 use crate::outbox::Outbox;
+use crate::workers::Workers;
 use sandpool_proto::{AgentError, ErrorKind, Event, Response, STREAM_CHUNK, STREAM_WINDOW};
-use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How long a connect to the workload may take.
@@ -21,41 +23,43 @@ enum Outgoing {
     Shutdown,
 }
 
-struct Credit {
-    available: u32,
-    closed: bool,
+#[derive(Default)]
+struct ToSocket {
+    queue: VecDeque<Outgoing>,
+    /// Bytes in `queue`: what the host sent and the agent has not written yet.
+    queued: usize,
+    /// A job is writing this stream's queue.
+    draining: bool,
+    /// Shutdown was requested: later data is dropped.
+    shut: bool,
 }
 
 struct Stream {
     socket: TcpStream,
-    to_socket: Mutex<Option<Sender<Outgoing>>>,
-    /// Bytes received from the host and not yet written to the socket.
-    queued: AtomicU64,
-    credit: Mutex<Credit>,
-    credit_changed: Condvar,
-}
-
-impl Stream {
-    /// Stops both threads: the reader wakes from its wait or its blocked read.
-    fn stop(&self) {
-        self.credit.lock().expect("credit lock poisoned").closed = true;
-        self.credit_changed.notify_all();
-        self.to_socket.lock().expect("stream lock poisoned").take();
-        let _ = self.socket.shutdown(Shutdown::Both);
-    }
+    to_socket: Mutex<ToSocket>,
+    /// Bytes the host still accepts; the poller reads only while this is positive.
+    credit: Mutex<u32>,
 }
 
 /// Every open stream of this agent, by stream id (the `Connect` request's id).
 pub struct Streams {
     table: Mutex<HashMap<u64, Arc<Stream>>>,
     outbox: Arc<Outbox>,
+    workers: Workers,
+    /// Write end of the pipe that wakes the poller; set when it starts.
+    wake: OnceLock<OwnedFd>,
+    /// Streams whose peer sent EOF: no longer polled.
+    ended: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Streams {
-    pub fn new(outbox: Arc<Outbox>) -> Arc<Streams> {
+    pub fn new(outbox: Arc<Outbox>, workers: Workers) -> Arc<Streams> {
         Arc::new(Streams {
             table: Mutex::new(HashMap::new()),
             outbox,
+            workers,
+            wake: OnceLock::new(),
+            ended: Mutex::new(Default::default()),
         })
     }
 
@@ -71,6 +75,12 @@ impl Streams {
             .contains_key(&id)
         {
             return error(ErrorKind::BadRequest, format!("stream {id} is already open"));
+        }
+        if let Err(e) = self.start_poller() {
+            return error(
+                ErrorKind::Internal,
+                format!("cannot start the stream poller: {e}"),
+            );
         }
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let socket = match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
@@ -89,77 +99,38 @@ impl Streams {
             }
         };
         let _ = socket.set_nodelay(true);
-        let (reader_socket, writer_socket) = match (socket.try_clone(), socket.try_clone()) {
-            (Ok(r), Ok(w)) => (r, w),
-            (Err(e), _) | (_, Err(e)) => {
-                return error(ErrorKind::Internal, format!("cannot duplicate the socket: {e}"))
-            }
-        };
-        let (tx, rx) = mpsc::channel();
         let stream = Arc::new(Stream {
             socket,
-            to_socket: Mutex::new(Some(tx)),
-            queued: AtomicU64::new(0),
-            credit: Mutex::new(Credit {
-                available: STREAM_WINDOW,
-                closed: false,
-            }),
-            credit_changed: Condvar::new(),
+            to_socket: Mutex::new(ToSocket::default()),
+            credit: Mutex::new(STREAM_WINDOW),
         });
         self.table
             .lock()
             .expect("stream table poisoned")
-            .insert(id, Arc::clone(&stream));
-        let (me, s) = (Arc::clone(self), Arc::clone(&stream));
-        let writer = std::thread::Builder::new()
-            .name("stream-write".into())
-            .spawn(move || me.write_loop(id, &s, writer_socket, rx));
-        let (me, s) = (Arc::clone(self), Arc::clone(&stream));
-        let reader = std::thread::Builder::new()
-            .name("stream-read".into())
-            .spawn(move || me.read_loop(id, &s, reader_socket));
-        if let Err(e) = writer.and(reader) {
-            self.close(id);
-            return error(ErrorKind::Internal, format!("cannot start stream threads: {e}"));
-        }
+            .insert(id, stream);
+        self.wake_poller();
         Response::Connected { stream: id }
     }
 
     /// Queues host bytes for the socket; a host exceeding its window resets the stream.
-    pub fn data(&self, id: u64, data: Vec<u8>) {
-        let Some(stream) = self.get(id) else {
-            tracing::debug!(stream = id, "data for a closed stream dropped");
-            return;
-        };
-        let len = data.len() as u64;
-        let queued = stream.queued.fetch_add(len, Ordering::SeqCst) + len;
-        if queued > u64::from(STREAM_WINDOW) || data.len() > STREAM_CHUNK {
-            self.reset(id, "the host exceeded the stream's flow-control window".into());
-            return;
-        }
-        let sent = match stream.to_socket.lock().expect("stream lock poisoned").as_ref() {
-            Some(tx) => tx.send(Outgoing::Data(data)).is_ok(),
-            None => false,
-        };
-        if !sent {
-            tracing::debug!(stream = id, "data after shutdown dropped");
-        }
+    pub fn data(self: &Arc<Self>, id: u64, data: Vec<u8>) {
+        self.enqueue(id, Outgoing::Data(data));
+    }
+
+    /// Half-close: shut the socket's write side once the queued bytes are written.
+    pub fn shutdown(self: &Arc<Self>, id: u64) {
+        self.enqueue(id, Outgoing::Shutdown);
     }
 
     /// The host read `bytes` more of this stream.
     pub fn credit(&self, id: u64, bytes: u32) {
         if let Some(stream) = self.get(id) {
             let mut credit = stream.credit.lock().expect("credit lock poisoned");
-            credit.available = credit.available.saturating_add(bytes).min(STREAM_WINDOW);
-            stream.credit_changed.notify_all();
-        }
-    }
-
-    /// Half-close: shut the socket's write side once the queued bytes are written.
-    pub fn shutdown(&self, id: u64) {
-        if let Some(stream) = self.get(id) {
-            if let Some(tx) = stream.to_socket.lock().expect("stream lock poisoned").take() {
-                let _ = tx.send(Outgoing::Shutdown);
+            let was_blocked = *credit == 0;
+            *credit = credit.saturating_add(bytes).min(STREAM_WINDOW);
+            drop(credit);
+            if was_blocked {
+                self.wake_poller();
             }
         }
     }
@@ -168,20 +139,23 @@ impl Streams {
     pub fn close(&self, id: u64) {
         let removed = self.table.lock().expect("stream table poisoned").remove(&id);
         if let Some(stream) = removed {
-            stream.stop();
+            let _ = stream.socket.shutdown(Shutdown::Both);
+            self.ended.lock().expect("ended set poisoned").remove(&id);
+            self.wake_poller();
         }
     }
 
     /// Closes every stream (on shutdown).
     pub fn close_all(&self) {
-        let all: Vec<_> = self
+        let ids: Vec<u64> = self
             .table
             .lock()
             .expect("stream table poisoned")
-            .drain()
+            .keys()
+            .copied()
             .collect();
-        for (_, stream) in all {
-            stream.stop();
+        for id in ids {
+            self.close(id);
         }
     }
 
@@ -197,67 +171,189 @@ impl Streams {
     fn reset(&self, id: u64, message: String) {
         let removed = self.table.lock().expect("stream table poisoned").remove(&id);
         if let Some(stream) = removed {
-            stream.stop();
+            let _ = stream.socket.shutdown(Shutdown::Both);
+            self.ended.lock().expect("ended set poisoned").remove(&id);
+            self.wake_poller();
             self.outbox.event(Event::StreamReset { stream: id, message });
         }
     }
 
-    fn write_loop(&self, id: u64, stream: &Stream, mut socket: TcpStream, rx: mpsc::Receiver<Outgoing>) {
-        for outgoing in rx {
-            match outgoing {
+    fn enqueue(self: &Arc<Self>, id: u64, outgoing: Outgoing) {
+        let Some(stream) = self.get(id) else {
+            tracing::debug!(stream = id, "data for a closed stream dropped");
+            return;
+        };
+        let mut q = stream.to_socket.lock().expect("stream lock poisoned");
+        if q.shut {
+            return;
+        }
+        if let Outgoing::Data(data) = &outgoing {
+            q.queued += data.len();
+            if q.queued > STREAM_WINDOW as usize || data.len() > STREAM_CHUNK {
+                drop(q);
+                self.reset(id, "the host exceeded the stream's flow-control window".into());
+                return;
+            }
+        } else {
+            q.shut = true;
+        }
+        q.queue.push_back(outgoing);
+        if !q.draining {
+            q.draining = true;
+            let (me, stream) = (Arc::clone(self), Arc::clone(&stream));
+            self.workers.submit(move || me.drain(id, &stream));
+        }
+    }
+
+    /// Writes the stream's queue to its socket until it is empty.
+    fn drain(&self, id: u64, stream: &Stream) {
+        loop {
+            let next = {
+                let mut q = stream.to_socket.lock().expect("stream lock poisoned");
+                match q.queue.pop_front() {
+                    Some(o) => o,
+                    None => {
+                        q.draining = false;
+                        return;
+                    }
+                }
+            };
+            match next {
                 Outgoing::Data(data) => {
-                    if let Err(e) = socket.write_all(&data) {
+                    if let Err(e) = (&stream.socket).write_all(&data) {
+                        stream.to_socket.lock().expect("stream lock poisoned").draining = false;
                         self.reset(id, format!("writing to the connection failed: {e}"));
                         return;
                     }
-                    stream.queued.fetch_sub(data.len() as u64, Ordering::SeqCst);
+                    stream.to_socket.lock().expect("stream lock poisoned").queued -= data.len();
                     self.outbox.event(Event::StreamCredit {
                         stream: id,
                         bytes: data.len() as u32,
                     });
                 }
                 Outgoing::Shutdown => {
-                    let _ = socket.shutdown(Shutdown::Write);
-                    return;
+                    let _ = stream.socket.shutdown(Shutdown::Write);
                 }
             }
         }
     }
 
-    fn read_loop(&self, id: u64, stream: &Stream, mut socket: TcpStream) {
+    fn wake_poller(&self) {
+        if let Some(fd) = self.wake.get() {
+            // SAFETY: writes one byte from a valid buffer to a non-blocking pipe; a full
+            // pipe (EAGAIN) already guarantees a wake-up.
+            unsafe { libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+        }
+    }
+
+    fn start_poller(self: &Arc<Self>) -> std::io::Result<()> {
+        if self.wake.get().is_some() {
+            return Ok(());
+        }
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills two descriptors; the result is checked.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        if self.wake.set(write_end).is_err() {
+            return Ok(()); // Another connect started it first.
+        }
+        let me = Arc::clone(self);
+        std::thread::Builder::new()
+            .name("stream-poll".into())
+            .spawn(move || me.poll_loop(read_end))?;
+        Ok(())
+    }
+
+    /// Reads every stream that has credit and data, forever.
+    fn poll_loop(&self, wake: OwnedFd) {
         let mut buf = vec![0u8; STREAM_CHUNK];
         loop {
-            let allowed = {
-                let mut credit = stream.credit.lock().expect("credit lock poisoned");
-                while credit.available == 0 && !credit.closed {
-                    credit = stream.credit_changed.wait(credit).expect("credit lock poisoned");
-                }
-                if credit.closed {
-                    return;
-                }
-                (credit.available as usize).min(STREAM_CHUNK)
+            let readable: Vec<(u64, Arc<Stream>)> = {
+                let ended = self.ended.lock().expect("ended set poisoned");
+                self.table
+                    .lock()
+                    .expect("stream table poisoned")
+                    .iter()
+                    .filter(|(id, s)| {
+                        !ended.contains(id) && *s.credit.lock().expect("credit lock poisoned") > 0
+                    })
+                    .map(|(id, s)| (*id, Arc::clone(s)))
+                    .collect()
             };
-            match socket.read(&mut buf[..allowed]) {
-                Ok(0) => {
-                    if !stream.credit.lock().expect("credit lock poisoned").closed {
-                        self.outbox.event(Event::StreamEof { stream: id });
-                    }
+            let mut pollfds: Vec<libc::pollfd> = std::iter::once(wake.as_raw_fd())
+                .chain(readable.iter().map(|(_, s)| s.socket.as_raw_fd()))
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
+            // SAFETY: pollfds is a valid array of its length.
+            let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, -1) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "stream poll failed; streams stop reading");
                     return;
                 }
-                Ok(n) => {
-                    stream.credit.lock().expect("credit lock poisoned").available -= n as u32;
-                    self.outbox.event(Event::StreamData {
-                        stream: id,
-                        data: buf[..n].to_vec(),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.reset(id, format!("reading from the connection failed: {e}"));
-                    return;
+                continue;
+            }
+            if pollfds[0].revents != 0 {
+                // SAFETY: drains the non-blocking wake pipe into a local buffer.
+                while unsafe { libc::read(wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+            }
+            for ((id, stream), pfd) in readable.iter().zip(&pollfds[1..]) {
+                if pfd.revents != 0 {
+                    self.read_some(*id, stream, &mut buf);
                 }
             }
         }
+    }
+
+    /// One non-blocking read within the stream's credit.
+    fn read_some(&self, id: u64, stream: &Stream, buf: &mut [u8]) {
+        let allowed = (*stream.credit.lock().expect("credit lock poisoned") as usize).min(buf.len());
+        // SAFETY: recv into a valid buffer of at least `allowed` bytes.
+        let n = unsafe {
+            libc::recv(
+                stream.socket.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                allowed,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ) {
+                self.reset(id, format!("reading from the connection failed: {e}"));
+            }
+            return;
+        }
+        if !self
+            .table
+            .lock()
+            .expect("stream table poisoned")
+            .contains_key(&id)
+        {
+            return; // Closed meanwhile.
+        }
+        if n == 0 {
+            self.ended.lock().expect("ended set poisoned").insert(id);
+            self.outbox.event(Event::StreamEof { stream: id });
+            return;
+        }
+        let n = n as usize;
+        *stream.credit.lock().expect("credit lock poisoned") -= n as u32;
+        self.outbox.event(Event::StreamData {
+            stream: id,
+            data: buf[..n].to_vec(),
+        });
     }
 }
 

@@ -343,8 +343,58 @@ async fn a_custom_workload_is_reached_only_through_the_agent_channel() {
         Response::Health(h) => assert_eq!(h.workload, Some(WorkloadState::Exited(exit))),
         other => panic!("{other:?}"),
     }
-    // The other sandbox is unaffected.
+    // The other sandbox is unaffected, and carries 64 concurrent streams.
     assert!(get(b.agent(), "/").await.starts_with("label=beta"));
+    let started = Instant::now();
+    let clients = (0..64u32).map(|i| {
+        let agent = b.agent();
+        async move {
+            let mut s = agent.connect(8001).await.unwrap();
+            let msg = vec![(i % 256) as u8; 100_000 + i as usize];
+            s.write_all(&msg).await.unwrap();
+            s.shutdown().await.unwrap();
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).await.unwrap();
+            back == msg
+        }
+    });
+    let results = tokio::time::timeout(WAIT, futures_join_all(clients))
+        .await
+        .unwrap();
+    assert!(results.iter().all(|ok| *ok), "{results:?}");
+    eprintln!(
+        "figure: 64 concurrent 100 kB echo streams in {:?}",
+        started.elapsed()
+    );
+    let threads = shell(b.agent(), "grep Threads /proc/1/status").await;
+    eprintln!("figure: agent threads after 64 streams: {}", threads.trim());
+}
+
+/// Runs futures concurrently on this task and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, f) in out.iter_mut().zip(set.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
