@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "service-bench [--sandpool PATH] [--new-sessions N] [--repeats M] \
-[--clients C] [--duration SECS] [--ready R] [--direct-round-trips K] [--skip-direct] [--keep-data]";
+[--clients C] [--duration SECS] [--ready R] [--skip-direct] [--keep-data]";
 
 /// What to run and how much of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,8 +22,7 @@ pub struct Args {
     pub duration: Duration,
     /// `readySessionInstances` of the warm pool.
     pub ready: u32,
-    /// Direct in-sandbox round trips for the overhead comparison.
-    pub direct_round_trips: usize,
+    /// Skip the direct agent round trips interleaved with phase 2.
     pub skip_direct: bool,
     /// Keep the server's data dir (and its log) after a clean run.
     pub keep_data: bool,
@@ -38,7 +37,6 @@ impl Args {
             clients: 64,
             duration: Duration::from_secs(20),
             ready: 8,
-            direct_round_trips: 500,
             skip_direct: false,
             keep_data: false,
         }
@@ -67,7 +65,6 @@ impl Args {
                     args.ready = u32::try_from(number(value()?)?)
                         .map_err(|_| BenchError::Args("--ready is too large".into()))?
                 }
-                "--direct-round-trips" => args.direct_round_trips = number(value()?)?,
                 "--skip-direct" => args.skip_direct = true,
                 "--keep-data" => args.keep_data = true,
                 "-h" | "--help" => return Ok(None),
@@ -80,7 +77,6 @@ impl Args {
             ("--clients", args.clients),
             ("--duration", args.duration.as_secs() as usize),
             ("--ready", args.ready as usize),
-            ("--direct-round-trips", args.direct_round_trips),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(BenchError::Args(format!("{name} must be positive")));

@@ -23,8 +23,6 @@ pub struct Client {
 pub struct Executed {
     /// Request sent to body read, on the client.
     pub latency: Duration,
-    /// `executionTimeInMilliseconds` as the server reported it.
-    pub server_ms: Option<u64>,
 }
 
 impl Client {
@@ -111,10 +109,7 @@ impl Client {
                 detail: props.to_string(),
             });
         }
-        Ok(Executed {
-            latency,
-            server_ms: props["executionTimeInMilliseconds"].as_u64(),
-        })
+        Ok(Executed { latency })
     }
 
     /// `DELETE session` (204 also when there was none).

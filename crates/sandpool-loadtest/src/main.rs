@@ -17,6 +17,7 @@ mod server;
 
 use args::{Args, USAGE};
 use client::Client;
+use direct::DirectSandbox;
 use error::BenchError;
 use sandpool_conformance::bench::stats::ms;
 use sandpool_conformance::paths;
@@ -24,6 +25,8 @@ use server::{Server, COLD_POOL, WARM_POOL};
 use std::time::Duration;
 
 const FIRST_FILL_TIMEOUT: Duration = Duration::from_secs(900);
+/// Lets a refill's restores finish their CPU work before a measurement.
+const SETTLE: Duration = Duration::from_millis(500);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -67,24 +70,27 @@ async fn run(args: Args) -> Result<(), BenchError> {
         args.ready,
         machine()
     );
-    let direct = if args.skip_direct {
-        None
-    } else {
-        eprintln!("direct agent round trips (gVisor, no server)…");
-        let d = direct::round_trips(args.direct_round_trips).await?;
-        report::percentiles(
-            "direct agent round trip, print(1) (AgentClient → gVisor sandbox)",
-            &d,
-        );
-        Some(d)
-    };
-
     eprintln!("starting sandpool serve…");
     let config = server::config_toml(args.ready, args.clients);
     let mut server =
         tokio::task::block_in_place(|| Server::start(&args.sandpool, &paths::test_data_dir(), &config))?;
     println!("server: {} (data dir {})", server.base, server.data_dir.display());
-    let result = phases_against(&server, &args, direct.as_ref()).await;
+    let direct = if args.skip_direct {
+        Ok(None)
+    } else {
+        eprintln!("restoring a sandbox for the direct agent round trip…");
+        DirectSandbox::start().await.map(Some)
+    };
+    let result = match direct {
+        Ok(direct) => {
+            let r = phases_against(&server, &args, direct.as_ref()).await;
+            if let Some(d) = direct {
+                d.destroy().await;
+            }
+            r
+        }
+        Err(e) => Err(e),
+    };
     let clean = tokio::task::block_in_place(|| server.stop());
     if result.is_ok() && clean && !args.keep_data {
         let _ = std::fs::remove_dir_all(&server.data_dir);
@@ -94,10 +100,17 @@ async fn run(args: Args) -> Result<(), BenchError> {
     result
 }
 
+/// Waits for a full warm ready set, then lets its starts' CPU work settle.
+async fn full_ready_set(events: &events::Events, ready: i64) -> Result<(), BenchError> {
+    phases::wait_ready(events, WARM_POOL, ready, FIRST_FILL_TIMEOUT).await?;
+    tokio::time::sleep(SETTLE).await;
+    Ok(())
+}
+
 async fn phases_against(
     server: &Server,
     args: &Args,
-    direct: Option<&sandpool_conformance::bench::stats::Samples>,
+    direct: Option<&DirectSandbox>,
 ) -> Result<(), BenchError> {
     let ready = i64::from(args.ready);
     let events = &server.events;
@@ -107,15 +120,22 @@ async fn phases_against(
 
     eprintln!("1. new identifier on a warm pool…");
     let new = phases::new_session::run(&client, events, WARM_POOL, ready, args.new_sessions).await?;
-    report::percentiles("1. new identifier → first print(1), warm pool", &new);
+    report::percentiles("1. new identifier → first print(1), warm pool", &new.first);
+    report::percentiles(
+        "   its second print(1), sent at once (the refill's restore is running)",
+        &new.second,
+    );
 
     eprintln!("2. repeated executions in one session…");
-    let rep = phases::repeated::run(&client, WARM_POOL, args.repeats).await?;
-    report::percentiles("2. print(1) in one session (HTTP execute)", &rep.execute);
-    report::percentiles(
-        "   executionTimeInMilliseconds reported by the server",
-        &rep.server_reported,
-    );
+    full_ready_set(events, ready).await?;
+    let rep = phases::repeated::run(&client, WARM_POOL, args.repeats, direct).await?;
+    report::percentiles("2. print(1) in one session via HTTP", &rep.execute);
+    if let Some(d) = &rep.direct {
+        report::percentiles(
+            "   print(1) direct agent round trip, interleaved (no HTTP, no engine)",
+            d,
+        );
+    }
     report::percentiles(
         "   GET session (HTTP + auth + engine lookup, no agent)",
         &rep.get_session,
@@ -123,31 +143,32 @@ async fn phases_against(
     report::percentiles("   GET /healthz (HTTP only)", &rep.healthz);
 
     eprintln!("3. {} concurrent clients, warm pool…", args.clients);
+    full_ready_set(events, ready).await?;
     let warm = phases::concurrent::run(&server.base, events, WARM_POOL, args.clients, args.duration).await?;
     report::throughput("3. concurrent print(1), warm pool", args.clients, &warm);
 
     eprintln!("5. refill…");
     let after_delete =
         phases::refill::after_delete(&server.base, events, WARM_POOL, &warm.identifiers, ready).await?;
-    report::refill("5a. refill after DELETE of all sessions", &after_delete);
+    report::refill("5a. refill after DELETE of all sessions", &after_delete, ready);
     let after_take = phases::refill::after_taking_ready_set(&server.base, events, WARM_POOL, ready).await?;
-    report::refill("5b. refill after taking the whole ready set", &after_take);
+    report::refill("5b. refill after taking the whole ready set", &after_take, ready);
 
     eprintln!("4. {} concurrent clients, drained pool (ready 0)…", args.clients);
+    full_ready_set(events, ready).await?;
     let cold = phases::concurrent::run(&server.base, events, COLD_POOL, args.clients, args.duration).await?;
     report::throughput(
         "4. concurrent print(1), drained pool (readySessionInstances 0)",
         args.clients,
         &cold,
     );
-    let start_ms = &cold.after.start_ms[cold.before.start_ms.len()..];
+    let mut start_ms = cold.after.start_ms[cold.before.start_ms.len()..].to_vec();
     if !start_ms.is_empty() {
-        let mut sorted = start_ms.to_vec();
-        sorted.sort_unstable();
+        start_ms.sort_unstable();
         println!(
             "   server-reported sandbox start (took_ms) during phase 4: p50 {} ms, max {} ms",
-            sorted[sorted.len() / 2],
-            sorted[sorted.len() - 1]
+            start_ms[start_ms.len() / 2],
+            start_ms[start_ms.len() - 1]
         );
     }
     let deleter = Client::new(&server.base)?;
@@ -156,7 +177,7 @@ async fn phases_against(
     }
 
     println!("---");
-    if let Some(d) = direct {
+    if let Some(d) = &rep.direct {
         let overhead = rep.execute.percentile(50.0).saturating_sub(d.percentile(50.0));
         println!(
             "6. print(1) p50: via HTTP {} vs direct agent {} → server overhead {} (p99 {} vs {})",
@@ -170,12 +191,12 @@ async fn phases_against(
     }
     report::target(
         "new identifier p50",
-        new.percentile(50.0),
+        new.first.percentile(50.0),
         Duration::from_millis(10),
     );
     report::target(
         "new identifier p99",
-        new.percentile(99.0),
+        new.first.percentile(99.0),
         Duration::from_millis(30),
     );
     Ok(())

@@ -48,7 +48,15 @@ pub fn throughput(what: &str, clients: usize, t: &Throughput) {
     }
 }
 
-pub fn refill(what: &str, r: &Refill) {
+pub fn refill(what: &str, r: &Refill, ready: i64) {
+    if r.ready_before >= ready && r.started == 0 {
+        println!(
+            "{what}: the ready set was already full ({} ready; the pool refilled while sessions were live); next new identifier {}",
+            r.ready_before,
+            ms(r.probe)
+        );
+        return;
+    }
     println!(
         "{what}: ready set full again after {} (trigger took {}; ready before {}; {} sandboxes started, {} restored); next new identifier {}",
         ms(r.refilled),
