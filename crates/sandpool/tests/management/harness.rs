@@ -1,0 +1,241 @@
+//! A `sandpool serve` of the management tests' own (own data dir and config, shared
+//! image cache), and a blocking HTTP client that checks every response against
+//! openapi.json.
+
+use crate::schema;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const ADMIN_KEY: &str = "mgmt-admin-key-0123456789abcdef";
+pub const METRICS_KEY: &str = "mgmt-metrics-key-0123456789abcd";
+
+/// One pool from the config file, so config-file pools are covered too.
+const CONFIG: &str = r#"
+[[pools]]
+name = "metered"
+[pools.properties]
+containerType = "Shell"
+scaleConfiguration = { maxConcurrentSessions = 3, readySessionInstances = 1 }
+
+[[keys]]
+name = "scraper"
+role = "metrics"
+sha256 = "METRICS_HASH"
+"#;
+
+pub struct Server {
+    pub base: String,
+    _child: Child,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn test_data() -> PathBuf {
+    std::env::var_os("SANDPOOL_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/test-data"))
+}
+
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(start)
+}
+
+fn start() -> Server {
+    let dir = test_data().join(format!("mgmt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let images = test_data().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::os::unix::fs::symlink(&images, dir.join("images")).unwrap();
+    let hash = String::from_utf8(
+        Command::new(env!("CARGO_BIN_EXE_sandpool"))
+            .args(["hash-key", METRICS_KEY])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let config = dir.join("config.toml");
+    std::fs::write(&config, CONFIG.replace("METRICS_HASH", &hash)).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpool"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config)
+        .env("SANDPOOL_API_KEY", ADMIN_KEY)
+        .env("SANDPOOL_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("server.log")).unwrap(),
+        ));
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    // PR_SET_PDEATHSIG fires when the spawning thread exits: spawn from one that lives on.
+    let (child_tx, child_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = child_tx.send(cmd.spawn());
+        loop {
+            std::thread::park();
+        }
+    });
+    let mut child = child_rx.recv().unwrap().expect("starting sandpool serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("sandpool ready on ") {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(1500)) {
+        Ok(base) => Server { base, _child: child },
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            panic!("sandpool serve did not become ready; log:\n{log}");
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {} body is not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn agent() -> &'static ureq::Agent {
+    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(180))
+            .build()
+    })
+}
+
+/// Sends a request and validates the response against openapi.json.
+pub fn send(method: &str, path: &str, key: Option<&str>, body: Option<&serde_json::Value>) -> Reply {
+    let url = format!("{}{}", server().base, path);
+    let mut req = agent().request(method, &url);
+    if let Some(k) = key {
+        req = req.set("Authorization", &format!("Bearer {k}"));
+    }
+    let result = match body {
+        Some(b) => req
+            .set("Content-Type", "application/json")
+            .send_string(&b.to_string()),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    let status = resp.status();
+    let content_type = resp.header("content-type").map(str::to_owned);
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+    let bare = path.split('?').next().unwrap();
+    schema::check_response(method, bare, status, content_type.as_deref(), &body);
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+pub fn admin(method: &str, path: &str, body: Option<&serde_json::Value>) -> Reply {
+    send(method, path, Some(ADMIN_KEY), body)
+}
+
+/// Polls `f` every 250 ms until it returns `Some`, failing after `within`.
+pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The pool's resource once its provisioning state is `Succeeded` and it has `ready`
+/// ready sandboxes.
+pub fn wait_ready(pool: &str, ready: u64) -> serde_json::Value {
+    wait_for(
+        &format!("pool {pool} with {ready} ready"),
+        Duration::from_secs(600),
+        || {
+            let r = admin("GET", &format!("/sessionPools/{pool}"), None);
+            assert_eq!(r.status, 200, "{}", r.text());
+            let v = r.json();
+            let p = &v["properties"];
+            assert_ne!(p["provisioningState"], "Failed", "{v}");
+            (p["provisioningState"] == "Succeeded" && p["sessionCounts"]["ready"] == ready).then_some(v)
+        },
+    )
+}
+
+pub const OLD: &str = "api-version=2024-02-02-preview";
+
+/// Runs `code` in a session over the data plane; returns `properties`.
+pub fn execute(pool: &str, identifier: &str, code: &str) -> serde_json::Value {
+    let r = admin(
+        "POST",
+        &format!("/pools/{pool}/code/execute?identifier={identifier}&{OLD}"),
+        Some(
+            &serde_json::json!({"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": code}}),
+        ),
+    );
+    assert_eq!(r.status, 200, "execute {code:?}: {}", r.text());
+    r.json()["properties"].clone()
+}
+
+/// The value of the Prometheus sample `name{labels}` (labels in rendered order).
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| {
+        let (k, v) = l.rsplit_once(' ')?;
+        (k == series).then(|| v.parse().ok())?
+    })
+}
+
+pub fn metrics() -> String {
+    let r = send("GET", "/metrics", Some(METRICS_KEY), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.content_type.as_deref().unwrap_or("").starts_with("text/plain"));
+    r.text()
+}
