@@ -113,6 +113,9 @@ fn dispatch(agent: &Arc<Agent>, writer: &Arc<Outbox>, id: u64, request: Request)
         Request::StreamClose { stream } => agent.streams.close(stream),
         Request::Hello { .. } | Request::Health => writer.respond(id, handle(agent, id, request)),
         _ => {
+            if matches!(request, Request::Connect { .. }) {
+                agent.streams.begin_connect(id);
+            }
             let (agent_ref, writer) = (Arc::clone(agent), Arc::clone(writer));
             agent
                 .workers

@@ -8,7 +8,7 @@
 use crate::outbox::Outbox;
 use crate::workers::Workers;
 use sandpool_proto::{AgentError, ErrorKind, Event, Response, STREAM_CHUNK, STREAM_WINDOW};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Write;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -49,7 +49,10 @@ pub struct Streams {
     /// Write end of the pipe that wakes the poller; set when it starts.
     wake: OnceLock<OwnedFd>,
     /// Streams whose peer sent EOF: no longer polled.
-    ended: Mutex<std::collections::HashSet<u64>>,
+    ended: Mutex<HashSet<u64>>,
+    /// `Connect`s received and not answered yet; a close removes its id, so a connect
+    /// the host gave up on is dropped instead of leaking an open socket.
+    connecting: Mutex<HashSet<u64>>,
 }
 
 impl Streams {
@@ -59,12 +62,28 @@ impl Streams {
             outbox,
             workers,
             wake: OnceLock::new(),
-            ended: Mutex::new(Default::default()),
+            ended: Mutex::new(HashSet::new()),
+            connecting: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Records a `Connect` as soon as it is read, before [`Streams::connect`] runs on a
+    /// request thread, so a `StreamClose` that overtakes it cancels it.
+    pub fn begin_connect(&self, id: u64) {
+        self.connecting.lock().expect("connect set poisoned").insert(id);
     }
 
     /// Connects to `127.0.0.1:port` and starts carrying the stream `id`.
     pub fn connect(self: &Arc<Self>, id: u64, port: u16) -> Response {
+        let response = self.open(id, port);
+        if !self.connecting.lock().expect("connect set poisoned").remove(&id) {
+            // The host closed the stream while it was being opened.
+            self.close(id);
+        }
+        response
+    }
+
+    fn open(self: &Arc<Self>, id: u64, port: u16) -> Response {
         if port == 0 {
             return error(ErrorKind::BadRequest, "port 0 cannot be connected to".into());
         }
@@ -137,6 +156,7 @@ impl Streams {
 
     /// Forgets the stream and closes its socket.
     pub fn close(&self, id: u64) {
+        self.connecting.lock().expect("connect set poisoned").remove(&id);
         let removed = self.table.lock().expect("stream table poisoned").remove(&id);
         if let Some(stream) = removed {
             let _ = stream.socket.shutdown(Shutdown::Both);
@@ -360,3 +380,7 @@ impl Streams {
 fn error(kind: ErrorKind, message: String) -> Response {
     Response::Error(AgentError { kind, message })
 }
+
+#[cfg(test)]
+#[path = "streams_tests.rs"]
+mod tests;
