@@ -29,7 +29,17 @@ sha256 = "METRICS_HASH"
 
 pub struct Server {
     pub base: String,
-    _child: Child,
+    child: Child,
+}
+
+impl Server {
+    /// Stops the server with SIGTERM (graceful shutdown) and waits for it.
+    pub fn stop(mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
 }
 
 fn workspace_root() -> PathBuf {
@@ -47,16 +57,23 @@ fn test_data() -> PathBuf {
 
 pub fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(start)
+    SERVER.get_or_init(|| start(&fresh_dir("mgmt"), CONFIG))
 }
 
-fn start() -> Server {
-    let dir = test_data().join(format!("mgmt-{}", std::process::id()));
+/// An empty data directory sharing the image cache.
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    let dir = test_data().join(format!("{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let images = test_data().join("images");
     std::fs::create_dir_all(&images).unwrap();
     std::os::unix::fs::symlink(&images, dir.join("images")).unwrap();
+    dir
+}
+
+/// Starts `sandpool serve` on `dir` with `config` (`METRICS_HASH` filled in).
+pub fn start(dir: &std::path::Path, config_text: &str) -> Server {
+    let dir = dir.to_owned();
     let hash = String::from_utf8(
         Command::new(env!("CARGO_BIN_EXE_sandpool"))
             .args(["hash-key", METRICS_KEY])
@@ -68,7 +85,7 @@ fn start() -> Server {
     .trim()
     .to_owned();
     let config = dir.join("config.toml");
-    std::fs::write(&config, CONFIG.replace("METRICS_HASH", &hash)).unwrap();
+    std::fs::write(&config, config_text.replace("METRICS_HASH", &hash)).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpool"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
@@ -105,7 +122,7 @@ fn start() -> Server {
         }
     });
     match rx.recv_timeout(Duration::from_secs(1500)) {
-        Ok(base) => Server { base, _child: child },
+        Ok(base) => Server { base, child },
         Err(_) => {
             let _ = child.kill();
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
@@ -144,9 +161,20 @@ fn agent() -> &'static ureq::Agent {
     })
 }
 
-/// Sends a request and validates the response against openapi.json.
+/// Sends a request to the shared server and validates the response against openapi.json.
 pub fn send(method: &str, path: &str, key: Option<&str>, body: Option<&serde_json::Value>) -> Reply {
-    let url = format!("{}{}", server().base, path);
+    send_to(&server().base, method, path, key, body)
+}
+
+/// Sends a request to the server at `base`, validating the response.
+pub fn send_to(
+    base: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Reply {
+    let url = format!("{base}{path}");
     let mut req = agent().request(method, &url);
     if let Some(k) = key {
         req = req.set("Authorization", &format!("Bearer {k}"));

@@ -4,6 +4,7 @@
 mod cli;
 mod harness;
 mod lifecycle;
+mod restart;
 #[path = "../../../sandpool-api/tests/api/schema.rs"]
 mod schema;
 
