@@ -126,6 +126,17 @@ async fn phases_against(
         &new.second,
     );
 
+    if let Some(d) = direct {
+        let n = args.new_sessions.min(10);
+        eprintln!("1'. first print(1) in {n} directly restored sandboxes (no server)…");
+        let f = d.first_executions(n, Duration::from_secs(2)).await?;
+        report::percentiles(
+            "   direct: first print(1) in a restored sandbox idle 2 s (no HTTP, no engine)",
+            &f.first,
+        );
+        report::percentiles("   direct: its second print(1)", &f.second);
+    }
+
     eprintln!("2. repeated executions in one session…");
     full_ready_set(events, ready).await?;
     let rep = phases::repeated::run(&client, WARM_POOL, args.repeats, direct).await?;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Give up on clients that never got a session after this long.
-const HARD_CAP: Duration = Duration::from_secs(600);
+const HARD_CAP: Duration = Duration::from_secs(240);
 /// A first request slower than this waited for a sandbox to start (a warm allocation
 /// is milliseconds, a restore about a second here).
 pub const COLD_THRESHOLD: Duration = Duration::from_millis(250);
