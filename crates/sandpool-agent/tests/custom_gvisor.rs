@@ -160,7 +160,7 @@ async fn http(stream: AgentStream) -> hyper::client::conn::http1::SendRequest<Up
     let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
         .await
         .unwrap();
-    tokio::spawn(conn);
+    tokio::spawn(conn.with_upgrades());
     sender
 }
 
@@ -320,6 +320,35 @@ async fn a_custom_workload_is_reached_only_through_the_agent_channel() {
         payload.len()
     );
     drop(echo);
+
+    // An HTTP upgrade (as WebSocket uses) hands hyper the raw stream both ways.
+    let mut sender = http(a.agent().connect(8000).await.unwrap()).await;
+    let req = hyper::Request::get("/upgrade")
+        .header("host", "sandbox")
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(UploadBody::empty())
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    let upgraded = tokio::time::timeout(WAIT, hyper::upgrade::on(resp))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut raw = hyper_util::rt::TokioIo::new(upgraded);
+    for message in [&b"hello"[..], &b"upgraded world"[..]] {
+        raw.write_all(message).await.unwrap();
+        let mut back = vec![0u8; message.len()];
+        tokio::time::timeout(WAIT, raw.read_exact(&mut back))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, message);
+    }
+    drop(raw);
 
     // A port nobody listens on is a clear error, not a hang.
     match a.agent().connect(8999).await {

@@ -3,6 +3,7 @@
 GET /          -> "label=<LABEL> token=<random> uid=<uid> cwd=<cwd>"
 POST /upload   -> "bytes=<n> sha256=<hex>" (the body is hashed as it streams in)
 GET /exit      -> answers, then the process exits with status 7
+GET /upgrade   -> 101 Switching Protocols to "echo", then echoes raw bytes until EOF
 """
 import hashlib
 import os
@@ -30,6 +31,19 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.path == "/upgrade":
+            self.send_response(101)
+            self.send_header("connection", "upgrade")
+            self.send_header("upgrade", "echo")
+            self.end_headers()
+            self.wfile.flush()
+            while True:
+                data = self.rfile.read1(1 << 16)
+                if not data:
+                    break
+                self.wfile.write(data)
+            self.close_connection = True
+            return
         if self.path == "/exit":
             self.reply("bye")
             self.wfile.flush()
