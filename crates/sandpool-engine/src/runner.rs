@@ -457,3 +457,7 @@ impl PoolRunner {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "runner_tests.rs"]
+mod tests;
