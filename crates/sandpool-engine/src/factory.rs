@@ -3,12 +3,28 @@
 
 use crate::service::EngineError;
 use sandpool_pool::SlotId;
-use sandpool_sandbox::{Backend, Sandbox, SandboxId, SandboxSpec, Template};
-use std::sync::Arc;
+use sandpool_proto::Request;
+use sandpool_sandbox::{Backend, Sandbox, SandboxId, SandboxKind, SandboxSpec, Template};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
-/// Bound on one sandbox start; a start that hangs is abandoned and counted as failed.
+/// Bound on one sandbox start once it has begun; a start that hangs is abandoned and
+/// counted as failed.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Bound on the warm-up request sent to a fresh sandbox.
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sandbox starts (restores decompress a checkpoint, boots import libraries) are CPU-bound:
+/// running more at once than there are cores only makes every one of them slower, until
+/// they all time out. One limit for every pool of the process.
+fn start_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Semaphore::new(cores.clamp(1, 16))
+    })
+}
 
 pub(crate) struct SandboxFactory {
     pub(crate) backend: Arc<dyn Backend>,
@@ -31,14 +47,53 @@ impl SandboxFactory {
         let suffix: u32 = rand::random();
         spec.id = SandboxId::new(format!("sp-{pool}-{}-{suffix:08x}", slot.0))
             .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let _slot = start_slots()
+            .acquire()
+            .await
+            .map_err(|_| EngineError::Internal("sandbox start limiter closed".into()))?;
         let began = Instant::now();
         let created = tokio::time::timeout(START_TIMEOUT, self.backend.create(&spec, self.template.as_ref()))
             .await
             .map_err(|_| EngineError::Internal(format!("sandbox start took longer than {START_TIMEOUT:?}")))?
             .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let sandbox: Arc<dyn Sandbox> = Arc::from(created);
+        if let Err(e) = warm_up(sandbox.as_ref(), spec.kind).await {
+            let _ = sandbox.destroy().await;
+            return Err(e);
+        }
         Ok(Started {
-            sandbox: Arc::from(created),
+            sandbox,
             took: began.elapsed(),
         })
+    }
+}
+
+/// Runs one trivial request through the path user requests take (IPython's cell
+/// execution, or a shell), so its first-use cost after a boot or restore (tens of
+/// milliseconds: pages faulted in, caches filled) is paid before the sandbox counts as
+/// ready rather than by the first request of a new session.
+async fn warm_up(sandbox: &dyn Sandbox, kind: SandboxKind) -> Result<(), EngineError> {
+    let request = match kind {
+        SandboxKind::Python => Request::Execute {
+            code: "None".into(),
+            timeout_ms: WARM_UP_TIMEOUT.as_millis() as u64,
+        },
+        SandboxKind::Shell => Request::Shell {
+            command: "true".into(),
+            timeout_ms: WARM_UP_TIMEOUT.as_millis() as u64,
+        },
+        _ => return Ok(()),
+    };
+    match tokio::time::timeout(
+        WARM_UP_TIMEOUT + Duration::from_secs(5),
+        sandbox.agent().call(request),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(EngineError::Internal(format!("warm-up request failed: {e}"))),
+        Err(_) => Err(EngineError::Internal(format!(
+            "warm-up request took longer than {WARM_UP_TIMEOUT:?}"
+        ))),
     }
 }
