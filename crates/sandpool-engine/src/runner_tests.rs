@@ -50,6 +50,34 @@ impl Sandbox for FakeSandbox {
     }
 }
 
+/// The far end of a fake agent channel: answers every request with `Done`.
+async fn answer_everything(end: tokio::io::DuplexStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut r, mut w) = tokio::io::split(end);
+    loop {
+        let mut len = [0u8; 4];
+        if r.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+        if r.read_exact(&mut payload).await.is_err() {
+            return;
+        }
+        let Ok(req) = sandpool_proto::decode::<sandpool_proto::Envelope<sandpool_proto::Request>>(&payload)
+        else {
+            return;
+        };
+        let frame = sandpool_proto::encode_frame(&sandpool_proto::Envelope {
+            id: req.id,
+            body: sandpool_proto::Response::Done,
+        })
+        .unwrap();
+        if w.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
 #[derive(Default)]
 struct FakeBackend {
     created: AtomicUsize,
@@ -73,7 +101,8 @@ impl Backend for FakeBackend {
         _: Option<&Template>,
     ) -> Result<Box<dyn Sandbox>, SandboxError> {
         self.created.fetch_add(1, Ordering::SeqCst);
-        let (a, _b) = tokio::io::duplex(64);
+        let (a, b) = tokio::io::duplex(1 << 16);
+        tokio::spawn(answer_everything(b));
         let (r, w) = tokio::io::split(a);
         Ok(Box::new(FakeSandbox {
             id: spec.id.clone(),
