@@ -71,11 +71,11 @@ impl Store {
         at: i64,
     ) -> Result<(), StoreError> {
         self.conn()
-            .execute(
+            .prepare_cached(
                 "INSERT INTO executions (pool, identifier, id, state, created_at)
                  VALUES (?1, ?2, ?3, 'running', ?4)",
-                params![pool, identifier, id, at],
-            )
+            )?
+            .execute(params![pool, identifier, id, at])
             .map_err(|e| StoreError::conflict_or(e, "execution", id))?;
         Ok(())
     }
@@ -92,11 +92,13 @@ impl Store {
         error: Option<&str>,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE executions SET state = ?4, output = ?5, error = ?6, finished_at = ?7
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE executions SET state = ?4, output = ?5, error = ?6, finished_at = ?7
              WHERE pool = ?1 AND identifier = ?2 AND id = ?3 AND state = 'running'",
-            params![pool, identifier, id, state.as_str(), output, error, at],
-        )?;
+            )?
+            .execute(params![pool, identifier, id, state.as_str(), output, error, at])?;
         Ok(n > 0)
     }
 
@@ -121,9 +123,6 @@ impl Store {
     /// Fails every running execution with `error` (at start-up, after a restart).
     /// Returns how many there were.
     pub fn fail_running_executions(&self, error: &str, at: i64) -> Result<usize, StoreError> {
-        Ok(self.conn().execute(
-            "UPDATE executions SET state = 'failed', error = ?1, finished_at = ?2 WHERE state = 'running'",
-            params![error, at],
-        )?)
+        Ok(self.conn().prepare_cached("UPDATE executions SET state = 'failed', error = ?1, finished_at = ?2 WHERE state = 'running'")?.execute(params![error, at])?)
     }
 }

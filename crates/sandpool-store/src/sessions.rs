@@ -81,22 +81,24 @@ impl Store {
     /// open (not ended) session in the pool.
     pub fn insert_session(&self, s: &NewSession<'_>) -> Result<(), StoreError> {
         self.conn()
-            .execute(
+            .prepare_cached(
                 "INSERT INTO sessions (pool, identifier, sandbox_id, state, created_at, last_access_at)
                  VALUES (?1, ?2, ?3, 'allocated', ?4, ?4)",
-                params![s.pool, s.identifier, s.sandbox_id, s.created_at],
-            )
+            )?
+            .execute(params![s.pool, s.identifier, s.sandbox_id, s.created_at])
             .map_err(|e| StoreError::conflict_or(e, "open session", s.identifier))?;
         Ok(())
     }
 
     /// Records a request on the open session. False if there is none.
     pub fn touch_session(&self, pool: &str, identifier: &str, at: i64) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE sessions SET last_access_at = max(last_access_at, ?3)
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE sessions SET last_access_at = max(last_access_at, ?3)
              WHERE pool = ?1 AND identifier = ?2 AND ended_at IS NULL",
-            params![pool, identifier, at],
-        )?;
+            )?
+            .execute(params![pool, identifier, at])?;
         Ok(n > 0)
     }
 
@@ -107,11 +109,13 @@ impl Store {
         identifier: &str,
         sandbox_id: &str,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE sessions SET state = 'deleting'
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE sessions SET state = 'deleting'
              WHERE pool = ?1 AND identifier = ?2 AND sandbox_id = ?3 AND ended_at IS NULL",
-            params![pool, identifier, sandbox_id],
-        )?;
+            )?
+            .execute(params![pool, identifier, sandbox_id])?;
         Ok(n > 0)
     }
 
@@ -125,21 +129,25 @@ impl Store {
         reason: &str,
         at: i64,
     ) -> Result<bool, StoreError> {
-        let n = self.conn().execute(
-            "UPDATE sessions SET state = 'ended', ended_at = ?4, end_reason = ?5
+        let n = self
+            .conn()
+            .prepare_cached(
+                "UPDATE sessions SET state = 'ended', ended_at = ?4, end_reason = ?5
              WHERE pool = ?1 AND identifier = ?2 AND sandbox_id = ?3 AND ended_at IS NULL",
-            params![pool, identifier, sandbox_id, at, reason],
-        )?;
+            )?
+            .execute(params![pool, identifier, sandbox_id, at, reason])?;
         Ok(n > 0)
     }
 
     /// Ends every open session (all pools) with `reason`, e.g. `server-restart` at
     /// start-up. Returns how many were open.
     pub fn end_all_open(&self, reason: &str, at: i64) -> Result<usize, StoreError> {
-        Ok(self.conn().execute(
-            "UPDATE sessions SET state = 'ended', ended_at = ?1, end_reason = ?2 WHERE ended_at IS NULL",
-            params![at, reason],
-        )?)
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "UPDATE sessions SET state = 'ended', ended_at = ?1, end_reason = ?2 WHERE ended_at IS NULL",
+            )?
+            .execute(params![at, reason])?)
     }
 
     /// The identifier's open session in the pool, if any.
