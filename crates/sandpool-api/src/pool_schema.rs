@@ -2,7 +2,7 @@
 //! (plus sandpool's `resources` and `isolation`), read from JSON (management API) and
 //! TOML (config file) alike, turned into a [`PoolSpec`] with errors naming the field.
 
-use sandpool_engine::{ContainerType, PoolSpec};
+use sandpool_engine::{ContainerType, EgressConfig, NetworkPolicy, PoolSpec};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -102,8 +102,23 @@ pub struct LifecycleConfiguration {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SessionNetworkConfiguration {
+    /// `EgressDisabled` (default) or `EgressEnabled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// sandpool extension, `EgressEnabled` only: IPv4 networks sessions may reach. With
+    /// either allow-list present, everything not listed is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_cidrs: Option<Vec<String>>,
+    /// sandpool extension, `EgressEnabled` only: domain names (`example.com`, or
+    /// `*.example.com` for the names below it) sessions may resolve and reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_domains: Option<Vec<String>>,
+    /// sandpool extension: per-session bandwidth per direction, bytes per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_bytes_per_second: Option<u64>,
+    /// sandpool extension: concurrent outbound connections per session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -259,15 +274,43 @@ impl PoolProperties {
                 }
             }
         }
-        if let Some(status) = self
-            .session_network_configuration
-            .as_ref()
-            .and_then(|n| n.status.as_deref())
-        {
-            if !status.eq_ignore_ascii_case("egressdisabled") {
+        if let Some(net) = &self.session_network_configuration {
+            const NET: &str = "sessionNetworkConfiguration";
+            let enabled = match net.status.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("egressdisabled") => false,
+                Some("egressenabled") => true,
+                Some(_) => {
+                    return bad(
+                        &format!("{NET}.status"),
+                        "must be EgressDisabled or EgressEnabled",
+                    )
+                }
+            };
+            let extensions = net.allowed_cidrs.is_some()
+                || net.allowed_domains.is_some()
+                || net.bandwidth_bytes_per_second.is_some()
+                || net.max_connections.is_some();
+            if enabled {
+                let mut egress = EgressConfig::default();
+                egress.allow_cidrs = net.allowed_cidrs.clone().unwrap_or_default();
+                egress.allow_domains = net.allowed_domains.clone().unwrap_or_default();
+                if let Some(b) = net.bandwidth_bytes_per_second {
+                    if b < 1024 {
+                        return bad(&format!("{NET}.bandwidthBytesPerSecond"), "must be at least 1024");
+                    }
+                    egress.bandwidth_bytes_per_sec = b;
+                }
+                if let Some(c) = net.max_connections {
+                    if c == 0 {
+                        return bad(&format!("{NET}.maxConnections"), "must be at least 1");
+                    }
+                    egress.max_connections = c;
+                }
+                spec.network = NetworkPolicy::Enabled(egress);
+            } else if extensions {
                 return bad(
-                    "sessionNetworkConfiguration.status",
-                    "only EgressDisabled is supported so far",
+                    &format!("{NET}.status"),
+                    "allow-lists and limits need status EgressEnabled",
                 );
             }
         }
@@ -321,8 +364,18 @@ impl PoolProperties {
                 }),
                 ..Default::default()
             }),
-            session_network_configuration: Some(SessionNetworkConfiguration {
-                status: Some("EgressDisabled".into()),
+            session_network_configuration: Some(match &spec.network {
+                NetworkPolicy::Disabled => SessionNetworkConfiguration {
+                    status: Some("EgressDisabled".into()),
+                    ..Default::default()
+                },
+                NetworkPolicy::Enabled(e) => SessionNetworkConfiguration {
+                    status: Some("EgressEnabled".into()),
+                    allowed_cidrs: (!e.allow_cidrs.is_empty()).then(|| e.allow_cidrs.clone()),
+                    allowed_domains: (!e.allow_domains.is_empty()).then(|| e.allow_domains.clone()),
+                    bandwidth_bytes_per_second: Some(e.bandwidth_bytes_per_sec),
+                    max_connections: Some(e.max_connections),
+                },
             }),
             resources: Some(Resources {
                 cpu: Some(spec.limits.cpu_millis as f64 / 1000.0),
@@ -392,6 +445,29 @@ mod tests {
     }
 
     #[test]
+    fn egress_settings_round_trip() {
+        let props: PoolProperties = serde_json::from_value(json!({
+            "sessionNetworkConfiguration": {"status": "egressenabled", "allowedCidrs": ["198.18.0.0/24"], "allowedDomains": ["*.example.com"]}
+        }))
+        .unwrap();
+        let spec = props.to_spec("net").unwrap();
+        match &spec.network {
+            NetworkPolicy::Enabled(e) => {
+                assert_eq!(
+                    (e.allow_cidrs.as_slice(), e.allow_domains.as_slice()),
+                    (
+                        &["198.18.0.0/24".to_string()][..],
+                        &["*.example.com".to_string()][..]
+                    )
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let back = PoolProperties::from_spec(&spec);
+        assert_eq!(back.to_spec("net").unwrap().network, spec.network);
+    }
+
+    #[test]
     fn quantities_round_trip() {
         assert_eq!(parse_quantity("512Mi").unwrap(), 512 << 20);
         assert_eq!(parse_quantity("1.5Gi").unwrap(), 3 << 29);
@@ -432,8 +508,20 @@ mod tests {
             ),
             (json!({"resources": {"cpu": 0}}), "properties.resources.cpu:"),
             (
-                json!({"sessionNetworkConfiguration": {"status": "EgressEnabled"}}),
+                json!({"sessionNetworkConfiguration": {"status": "Sometimes"}}),
                 "properties.sessionNetworkConfiguration.status:",
+            ),
+            (
+                json!({"sessionNetworkConfiguration": {"allowedDomains": ["example.com"]}}),
+                "properties.sessionNetworkConfiguration.status: allow-lists and limits need status EgressEnabled",
+            ),
+            (
+                json!({"sessionNetworkConfiguration": {"status": "EgressEnabled", "allowedCidrs": ["10.0.0.0/33"]}}),
+                "properties.sessionNetworkConfiguration:",
+            ),
+            (
+                json!({"sessionNetworkConfiguration": {"status": "EgressEnabled", "maxConnections": 0}}),
+                "properties.sessionNetworkConfiguration.maxConnections:",
             ),
             (
                 json!({"customContainerTemplate": {}}),

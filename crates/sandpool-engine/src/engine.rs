@@ -30,6 +30,9 @@ pub struct EngineConfig {
     pub clock: Arc<dyn Clock>,
     /// How pool specs are kept in the store.
     pub codec: Arc<dyn PoolCodec>,
+    /// Per-session networks of `EgressEnabled` pools, if the host supports them; used to
+    /// apply allow-list changes to running sessions.
+    pub network: Option<sandpool_net::NetworkManager>,
 }
 
 pub struct Engine {

@@ -25,4 +25,5 @@ pub use engine::{Engine, EngineConfig};
 pub use metrics::Metrics;
 pub use pool_spec::PoolSpec;
 pub use sandpool_pool::Counts;
+pub use sandpool_sandbox::{EgressConfig, NetworkPolicy};
 pub use service::*;

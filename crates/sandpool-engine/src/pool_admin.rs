@@ -12,6 +12,7 @@ use crate::service::*;
 use crate::PoolSpec;
 use async_trait::async_trait;
 use sandpool_sandbox::Backend;
+use sandpool_sandbox::NetworkPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,6 +211,15 @@ impl AdminService for Engine {
                 tracing::info!(pool = %spec.name, "pool template changed; preparing the new one");
                 tokio::spawn(me.provision(entry.clone(), spec.clone(), st.generation));
             }
+            if let (Some(runner), Some(net), NetworkPolicy::Enabled(egress)) =
+                (&st.runner, &self.config.network, &spec.network)
+            {
+                // Allow-list changes reach running sessions at once; ready sandboxes are
+                // also replaced by the roll below.
+                if matches!(&runner.spec().network, NetworkPolicy::Enabled(old) if old != egress) {
+                    tokio::spawn(update_egress(net.clone(), runner.sandboxes(), egress.clone()));
+                }
+            }
             if let Some(runner) = &st.runner {
                 // Sizing and timing apply at once; a new template follows when ready.
                 let mut live = spec.clone();
@@ -387,5 +397,18 @@ impl AdminService for Engine {
 
     fn http_request(&self, method: &str, status: u16) {
         self.metrics.http_request(method, status);
+    }
+}
+
+/// Applies a pool's new egress allow-list to its running sandboxes.
+async fn update_egress(
+    net: sandpool_net::NetworkManager,
+    sandboxes: Vec<Arc<dyn sandpool_sandbox::Sandbox>>,
+    egress: sandpool_sandbox::EgressConfig,
+) {
+    for sandbox in sandboxes {
+        if let Err(e) = net.update_egress(sandbox.id(), &egress).await {
+            tracing::warn!(sandbox = %sandbox.id(), error = %e, "applying a new egress allow-list");
+        }
     }
 }

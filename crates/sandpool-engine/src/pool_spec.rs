@@ -60,6 +60,10 @@ impl PoolSpec {
 
     /// Checks the spec, naming the offending field.
     pub fn validate(&self) -> Result<(), EngineError> {
+        if let NetworkPolicy::Enabled(egress) = &self.network {
+            sandpool_net::EgressRules::parse(egress)
+                .map_err(|e| EngineError::InvalidInput(format!("sessionNetworkConfiguration: {e}")))?;
+        }
         let bad = |field: &str, why: &str| Err(EngineError::InvalidInput(format!("{field}: {why}")));
         let name_ok = (3..=63).contains(&self.name.len())
             && self.name.starts_with(|c: char| c.is_ascii_lowercase())

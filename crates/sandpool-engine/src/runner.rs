@@ -149,6 +149,11 @@ impl PoolRunner {
         self.wake.notify_one();
     }
 
+    /// Every started sandbox of the pool, ready or allocated.
+    pub(crate) fn sandboxes(&self) -> Vec<Arc<dyn Sandbox>> {
+        self.lock().sandboxes.values().cloned().collect()
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("pool state poisoned")
     }
