@@ -27,6 +27,11 @@ pub struct ServerSection {
     pub backend: Option<String>,
     /// gVisor platform override (`systrap`, `kvm`, `ptrace`); probed when absent.
     pub platform: Option<String>,
+    /// Interface `EgressEnabled` traffic leaves through; the default route's when absent.
+    pub egress_uplink: Option<String>,
+    /// IPv4 range for session links of `EgressEnabled` pools (one /30 per session);
+    /// `10.203.0.0/16` when absent. Must be unused elsewhere on the host.
+    pub egress_subnet: Option<String>,
 }
 
 /// One pool: its name and the same ARM `properties` the management API accepts.

@@ -99,7 +99,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         pools
     };
-    let backends = make_backends(&args, &file, &data_dir).await?;
+    let network = start_network(&file, &data_dir).await?;
+    let backends = make_backends(&args, &file, &data_dir, network.clone()).await?;
     let engine = Engine::start(
         EngineConfig {
             data_dir: data_dir.clone(),
@@ -108,6 +109,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             store,
             clock: Arc::new(SystemClock),
             codec: Arc::new(JsonPoolCodec),
+            network: network.clone(),
         },
         pools,
     )
@@ -159,14 +161,43 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         EndReason::ServerRestart
     };
     engine.shutdown(reason, Duration::from_secs(30)).await;
+    if let Some(net) = network {
+        if let Err(e) = net.shutdown().await {
+            tracing::warn!(error = %e, "removing session networks");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sets up per-session networking for `EgressEnabled` pools (and removes what a previous
+/// run left). A host without it still serves `EgressDisabled` pools; egress pools then
+/// fail to start their sandboxes with a clear reason.
+async fn start_network(
+    file: &ConfigFile,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Option<sandpool_net::NetworkManager>> {
+    let mut config = sandpool_net::NetConfig::new(data_dir.join("net"));
+    config.uplink = file.server.egress_uplink.clone();
+    if let Some(subnet) = &file.server.egress_subnet {
+        config.session_subnet = subnet
+            .parse()
+            .map_err(|e| anyhow::anyhow!("server.egressSubnet: {subnet:?} is not an IPv4 CIDR: {e}"))?;
+    }
+    match sandpool_net::NetworkManager::start(config).await {
+        Ok(manager) => Ok(Some(manager)),
+        Err(e) => {
+            tracing::warn!(error = %e, "session networking unavailable: EgressEnabled pools cannot start sandboxes");
+            Ok(None)
+        }
+    }
 }
 
 async fn make_backends(
     args: &ServeArgs,
     file: &ConfigFile,
     data_dir: &std::path::Path,
+    network: Option<sandpool_net::NetworkManager>,
 ) -> anyhow::Result<Vec<Arc<dyn Backend>>> {
     let default = args
         .backend
@@ -179,12 +210,20 @@ async fn make_backends(
         runsc: args.runsc.clone(),
         platform,
     })
-    .await;
+    .await
+    .map(|b| match &network {
+        Some(net) => b.with_network(net.clone()),
+        None => b,
+    });
     let runc = sandpool_runc::RuncBackend::new(sandpool_runc::RuncConfig {
         state_dir: data_dir.join("runc"),
         runc: args.runc.clone(),
     })
-    .await;
+    .await
+    .map(|b| match &network {
+        Some(net) => b.with_network(net.clone()),
+        None => b,
+    });
     let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
     match (default.as_str(), gvisor, runc) {
         ("gvisor", Ok(g), r) => {
