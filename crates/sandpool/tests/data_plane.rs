@@ -102,11 +102,16 @@ fn execution_timeout_reports_failure_and_the_session_survives() {
     assert_eq!(r.status, 200, "{}", r.text());
     let p = &r.json()["properties"];
     assert_eq!(p["status"], "Failure", "{p}");
-    assert!(
-        p["stderr"].as_str().unwrap().to_lowercase().contains("time"),
-        "{p}"
-    );
-    assert_eq!(run_py("python", &id, "kept")["result"], "'yes'");
+    let stderr = p["stderr"].as_str().unwrap();
+    assert!(stderr.contains("timed out"), "{p}");
+    if stderr.contains("variables are kept") {
+        assert_eq!(run_py("python", &id, "kept")["result"], "'yes'");
+    } else {
+        // On a very loaded machine the interrupt may miss its grace period: the driver is
+        // then restarted, which the result must say, and the session must still work.
+        assert!(stderr.contains("restarted") && stderr.contains("lost"), "{p}");
+        assert_eq!(run_py("python", &id, "1+1")["result"], 2);
+    }
 }
 
 #[test]
