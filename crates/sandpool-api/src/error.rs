@@ -59,6 +59,7 @@ impl ApiError {
                 E::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
                 E::NoSpace => (StatusCode::INSUFFICIENT_STORAGE, "InsufficientStorage"),
                 E::SessionLost(_) => (StatusCode::INTERNAL_SERVER_ERROR, "SessionLost"),
+                E::ContainerUnreachable { .. } => (StatusCode::BAD_GATEWAY, "ContainerUnreachable"),
                 E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
             },
             ApiError::InvalidIdentifier(_) => (StatusCode::BAD_REQUEST, "InvalidIdentifier"),

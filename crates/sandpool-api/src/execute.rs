@@ -80,7 +80,7 @@ pub async fn code_execute(
 fn execution_body(pool: &PoolInfo, record: &ExecutionRecord, execution_type: &str) -> serde_json::Value {
     match pool.container_type {
         ContainerType::PythonLts => python_execution_body(record, execution_type),
-        ContainerType::Shell => shell_execution_body(record, execution_type),
+        ContainerType::Shell | ContainerType::CustomContainer => shell_execution_body(record, execution_type),
     }
 }
 

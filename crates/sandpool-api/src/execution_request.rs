@@ -5,7 +5,7 @@
 use crate::error::ApiError;
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use sandpool_engine::{ContainerType, ExecutionInput, PoolInfo};
+use sandpool_engine::{ContainerType, EngineError, ExecutionInput, PoolInfo};
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
@@ -102,6 +102,9 @@ impl ExecutionRequest {
             (ContainerType::PythonLts, None, None) => {
                 return Err(ApiError::InvalidRequest("code is required".into()))
             }
+            (ContainerType::CustomContainer, _, _) => {
+                return Err(ApiError::Engine(EngineError::WrongPoolType(pool.container_type)))
+            }
         };
         let text = match self.code_input_type {
             CodeInputType::Inline => text.clone(),
@@ -115,7 +118,9 @@ impl ExecutionRequest {
         };
         Ok(match pool.container_type {
             ContainerType::Shell => ExecutionInput::Shell { command: text },
-            ContainerType::PythonLts => ExecutionInput::Python { code: text },
+            ContainerType::PythonLts | ContainerType::CustomContainer => {
+                ExecutionInput::Python { code: text }
+            }
         })
     }
 

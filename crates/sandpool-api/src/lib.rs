@@ -9,6 +9,7 @@
 mod admin_routes;
 pub mod auth;
 mod context;
+pub mod custom_schema;
 pub mod error;
 mod execute;
 mod execution_request;
@@ -18,6 +19,7 @@ mod management;
 mod openapi;
 mod params;
 pub mod pool_schema;
+mod proxy;
 pub mod request_id;
 mod results;
 mod sessions;
@@ -33,7 +35,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{any, delete, get, post};
 use axum::Router;
 
 /// The whole API. `GET /healthz` is open; `GET /openapi.json` needs any valid key;
@@ -61,7 +63,10 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/pools/{pool}/.management/stopSession",
             post(sessions::stop_session),
-        );
+        )
+        .route("/pools/{pool}", any(proxy::not_a_route))
+        .route("/pools/{pool}/{*rest}", any(proxy::not_a_route))
+        .layer(middleware::from_fn_with_state(state.clone(), proxy::divert));
     let documents = Router::new().route("/openapi.json", get(openapi::openapi_json));
     let management = Router::new()
         .route("/sessionPools", get(management::list_pools))

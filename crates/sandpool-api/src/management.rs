@@ -14,13 +14,14 @@ use sandpool_engine::{AdminService, PoolCodec, PoolSpec, PoolStatus};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Stores pool specs as their canonical ARM `properties` JSON.
+/// Stores pool specs as their canonical ARM `properties` JSON, secrets included (the
+/// store is the service's own; API responses never carry secret values).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsonPoolCodec;
 
 impl PoolCodec for JsonPoolCodec {
     fn encode(&self, spec: &PoolSpec) -> String {
-        serde_json::to_string(&PoolProperties::from_spec(spec)).unwrap_or_default()
+        serde_json::to_string(&PoolProperties::for_store(spec)).unwrap_or_default()
     }
 
     fn decode(&self, name: &str, text: &str) -> Result<PoolSpec, String> {

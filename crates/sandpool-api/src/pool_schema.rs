@@ -2,7 +2,10 @@
 //! (plus sandpool's `resources` and `isolation`), read from JSON (management API) and
 //! TOML (config file) alike, turned into a [`PoolSpec`] with errors naming the field.
 
-use sandpool_engine::{ContainerType, EgressConfig, NetworkPolicy, PoolSpec};
+use crate::custom_schema::CustomContainerTemplate;
+use sandpool_engine::{
+    ContainerType, EgressConfig, Lifecycle, NetworkPolicy, PoolSecret, PoolSpec, SecretValue,
+};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -47,12 +50,12 @@ pub struct PoolProperties {
     /// sandpool extension: isolation backend (`gvisor`, `runc`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
-    /// Write-only: accepted, never returned.
-    #[serde(default, skip_serializing)]
+    /// Write-only: kept (the store needs them), never in [`PoolProperties::from_spec`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<Secret>>,
-    /// Custom containers are not supported yet; present only to name it in the error.
-    #[serde(default, skip_serializing)]
-    pub custom_container_template: Option<serde_json::Value>,
+    /// `CustomContainer` pools only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_container_template: Option<CustomContainerTemplate>,
     #[serde(default, skip_serializing)]
     pub environment_id: Option<serde_json::Value>,
     #[serde(default, skip_serializing)]
@@ -173,10 +176,11 @@ impl PoolProperties {
         {
             None | Some("pythonlts") => ContainerType::PythonLts,
             Some("shell") => ContainerType::Shell,
+            Some("customcontainer") => ContainerType::CustomContainer,
             Some(other) => {
                 return bad(
                     "containerType",
-                    format!("unsupported value {other:?} (PythonLTS or Shell)"),
+                    format!("unsupported value {other:?} (PythonLTS, Shell or CustomContainer)"),
                 )
             }
         };
@@ -208,19 +212,40 @@ impl PoolProperties {
                 return bad("poolManagementType", "only Dynamic is supported");
             }
         }
-        if self.custom_container_template.is_some() {
-            return bad(
-                "customContainerTemplate",
-                "custom containers are not supported; use containerType PythonLTS or Shell",
-            );
+        let custom = spec.container_type == ContainerType::CustomContainer;
+        match (&self.custom_container_template, custom) {
+            (Some(_), false) => {
+                return bad(
+                    "customContainerTemplate",
+                    "only allowed with containerType CustomContainer",
+                )
+            }
+            (None, true) => {
+                return bad(
+                    "customContainerTemplate",
+                    "required for containerType CustomContainer",
+                )
+            }
+            _ => {}
         }
         if let Some(secrets) = &self.secrets {
             for (i, s) in secrets.iter().enumerate() {
                 if s.name.is_empty() {
                     return bad(&format!("secrets[{i}].name"), "must not be empty");
                 }
+                if secrets[..i].iter().any(|o| o.name == s.name) {
+                    return bad(&format!("secrets[{i}].name"), "duplicate secret name");
+                }
+                let Some(value) = &s.value else {
+                    return bad(&format!("secrets[{i}].value"), "is required");
+                };
+                spec.secrets.push(PoolSecret {
+                    name: s.name.clone(),
+                    value: SecretValue::new(value.clone()),
+                });
             }
         }
+        let mut lifecycle = Lifecycle::Timed;
         if let Some(scale) = &self.scale_configuration {
             if let Some(n) = scale.max_concurrent_sessions {
                 if !(1..=MAX_CONCURRENT_SESSIONS).contains(&n) {
@@ -256,10 +281,16 @@ impl PoolProperties {
             if let Some(lc) = &d.lifecycle_configuration {
                 const LC: &str = "dynamicPoolConfiguration.lifecycleConfiguration";
                 if let Some(t) = &lc.lifecycle_type {
-                    if !t.eq_ignore_ascii_case("timed") {
+                    if t.eq_ignore_ascii_case("oncontainerexit") && custom {
+                        lifecycle = Lifecycle::OnContainerExit;
+                    } else if !t.eq_ignore_ascii_case("timed") {
                         return bad(
                             &format!("{LC}.lifecycleType"),
-                            "only Timed is supported for PythonLTS and Shell pools",
+                            if custom {
+                                "must be Timed or OnContainerExit"
+                            } else {
+                                "only Timed is supported for PythonLTS and Shell pools"
+                            },
                         );
                     }
                 }
@@ -291,9 +322,11 @@ impl PoolProperties {
                 || net.bandwidth_bytes_per_second.is_some()
                 || net.max_connections.is_some();
             if enabled {
-                let mut egress = EgressConfig::default();
-                egress.allow_cidrs = net.allowed_cidrs.clone().unwrap_or_default();
-                egress.allow_domains = net.allowed_domains.clone().unwrap_or_default();
+                let mut egress = EgressConfig {
+                    allow_cidrs: net.allowed_cidrs.clone().unwrap_or_default(),
+                    allow_domains: net.allowed_domains.clone().unwrap_or_default(),
+                    ..Default::default()
+                };
                 if let Some(b) = net.bandwidth_bytes_per_second {
                     if b < 1024 {
                         return bad(&format!("{NET}.bandwidthBytesPerSecond"), "must be at least 1024");
@@ -332,6 +365,14 @@ impl PoolProperties {
                 spec.limits.data_bytes = bytes;
             }
         }
+        if let Some(t) = &self.custom_container_template {
+            spec.custom = Some(t.to_custom(&mut spec.limits, lifecycle)?);
+            if lifecycle == Lifecycle::OnContainerExit {
+                // No request-driven cooldown: the session lives until the container exits
+                // (or maxAlivePeriodInSeconds).
+                spec.cooldown = Duration::from_secs(MAX_COOLDOWN_SECONDS);
+            }
+        }
         if let Some(b) = &self.isolation {
             if b.is_empty() {
                 return bad("isolation", "must name a backend (gvisor or runc)");
@@ -341,16 +382,44 @@ impl PoolProperties {
         Ok(())
     }
 
-    /// The canonical, complete properties of `spec` (what GET returns and the store keeps).
+    /// What the store keeps: [`PoolProperties::from_spec`] plus the secrets' values.
+    pub fn for_store(spec: &PoolSpec) -> PoolProperties {
+        let mut p = Self::from_spec(spec);
+        if !spec.secrets.is_empty() {
+            p.secrets = Some(
+                spec.secrets
+                    .iter()
+                    .map(|s| Secret {
+                        name: s.name.clone(),
+                        value: Some(s.value.expose().to_owned()),
+                    })
+                    .collect(),
+            );
+        }
+        p
+    }
+
+    /// The canonical, complete properties of `spec` (what GET returns); secrets are
+    /// write-only and never part of it.
     pub fn from_spec(spec: &PoolSpec) -> PoolProperties {
+        let lifecycle = match spec.custom.as_ref().map(|c| c.lifecycle) {
+            Some(Lifecycle::OnContainerExit) => "OnContainerExit",
+            _ => "Timed",
+        };
+        let on_exit_without_cooldown = lifecycle == "OnContainerExit";
         PoolProperties {
             container_type: Some(
                 match spec.container_type {
                     ContainerType::PythonLts => "PythonLTS",
                     ContainerType::Shell => "Shell",
+                    ContainerType::CustomContainer => "CustomContainer",
                 }
                 .into(),
             ),
+            custom_container_template: spec
+                .custom
+                .as_ref()
+                .map(|c| CustomContainerTemplate::from_custom(c, &spec.limits)),
             pool_management_type: Some("Dynamic".into()),
             scale_configuration: Some(ScaleConfiguration {
                 max_concurrent_sessions: Some(spec.max_concurrent),
@@ -358,8 +427,9 @@ impl PoolProperties {
             }),
             dynamic_pool_configuration: Some(DynamicPoolConfiguration {
                 lifecycle_configuration: Some(LifecycleConfiguration {
-                    lifecycle_type: Some("Timed".into()),
-                    cooldown_period_in_seconds: Some(spec.cooldown.as_secs()),
+                    lifecycle_type: Some(lifecycle.into()),
+                    cooldown_period_in_seconds: (!on_exit_without_cooldown)
+                        .then_some(spec.cooldown.as_secs()),
                     max_alive_period_in_seconds: spec.max_alive.map(|d| d.as_secs()),
                 }),
                 ..Default::default()
@@ -553,11 +623,128 @@ mod tests {
         let canonical = PoolProperties::from_spec(&spec);
         let text = serde_json::to_string(&canonical).unwrap();
         assert!(!text.contains("hidden"), "{text}");
-        let again = properties_from_json(serde_json::from_str(&text).unwrap())
+        let shown = properties_from_json(serde_json::from_str(&text).unwrap())
+            .unwrap()
+            .to_spec("calc")
+            .unwrap();
+        assert!(shown.secrets.is_empty());
+        let stored = serde_json::to_string(&PoolProperties::for_store(&spec)).unwrap();
+        let again = properties_from_json(serde_json::from_str(&stored).unwrap())
             .unwrap()
             .to_spec("calc")
             .unwrap();
         assert_eq!(again, spec);
+    }
+
+    fn custom_pool() -> serde_json::Value {
+        json!({
+            "containerType": "CustomContainer",
+            "secrets": [{"name": "regpass", "value": "s3cret-pw"}, {"name": "token", "value": "tok-value"}],
+            "customContainerTemplate": {
+                "containers": [{
+                    "name": "app",
+                    "image": "127.0.0.1:5000/app:1",
+                    "command": ["/bin/busybox"],
+                    "args": ["httpd", "-f", "-p", "8080"],
+                    "env": [{"name": "MODE", "value": "x"}, {"name": "TOKEN", "secretRef": "token"}],
+                    "resources": {"cpu": 0.5, "memory": "256Mi"},
+                    "probes": [
+                        {"type": "Liveness", "httpGet": {"path": "/health", "port": 8080}, "periodSeconds": 2, "failureThreshold": 2},
+                        {"type": "Startup", "tcpSocket": {"port": 8080}}
+                    ]
+                }],
+                "ingress": {"targetPort": 8080},
+                "registryCredentials": {"server": "127.0.0.1:5000", "username": "u", "passwordSecretRef": "regpass"},
+                "insecureRegistry": true
+            },
+            "dynamicPoolConfiguration": {"lifecycleConfiguration": {"lifecycleType": "OnContainerExit", "maxAlivePeriodInSeconds": 600}}
+        })
+    }
+
+    #[test]
+    fn custom_containers_parse_store_secrets_and_never_return_them() {
+        let spec = properties_from_json(custom_pool())
+            .unwrap()
+            .to_spec("app")
+            .unwrap();
+        let c = spec.custom.as_ref().unwrap();
+        assert_eq!(spec.container_type, ContainerType::CustomContainer);
+        assert_eq!((c.target_port, c.lifecycle), (8080, Lifecycle::OnContainerExit));
+        assert_eq!(spec.limits.cpu_millis, 500);
+        assert_eq!(spec.max_alive, Some(Duration::from_secs(600)));
+        assert_eq!(c.liveness_probe.as_ref().unwrap().failure_threshold, 2);
+        assert_eq!(c.resolved_env(&spec.secrets).unwrap()[1].1, "tok-value");
+        assert!(!format!("{spec:?}").contains("s3cret-pw"));
+        let shown = serde_json::to_string(&PoolProperties::from_spec(&spec)).unwrap();
+        assert!(
+            !shown.contains("s3cret-pw") && !shown.contains("tok-value"),
+            "{shown}"
+        );
+        let stored = serde_json::to_string(&PoolProperties::for_store(&spec)).unwrap();
+        assert!(stored.contains("s3cret-pw"));
+        let again = properties_from_json(serde_json::from_str(&stored).unwrap())
+            .unwrap()
+            .to_spec("app")
+            .unwrap();
+        assert_eq!(again, spec);
+    }
+
+    #[test]
+    fn custom_container_errors_name_the_field() {
+        let cases: [(&str, serde_json::Value, &str); 8] = [
+            (
+                "/customContainerTemplate/ingress",
+                json!({}),
+                "properties.customContainerTemplate.ingress.targetPort:",
+            ),
+            (
+                "/customContainerTemplate/containers/0/image",
+                json!(""),
+                "properties.customContainerTemplate.containers[0].image:",
+            ),
+            (
+                "/customContainerTemplate/containers/0/env/1/secretRef",
+                json!("missing"),
+                "properties.customContainerTemplate.containers[0].env[1].secretRef:",
+            ),
+            (
+                "/customContainerTemplate/registryCredentials/passwordSecretRef",
+                json!("nope"),
+                "properties.customContainerTemplate.registryCredentials.passwordSecretRef:",
+            ),
+            (
+                "/customContainerTemplate/containers/0/probes/0/type",
+                json!("Readiness"),
+                "properties.customContainerTemplate.containers[0].probes[0].type:",
+            ),
+            (
+                "/customContainerTemplate/containers/0/probes/0/periodSeconds",
+                json!(0),
+                "properties.customContainerTemplate.containers[0].probes[0].periodSeconds:",
+            ),
+            (
+                "/dynamicPoolConfiguration/lifecycleConfiguration/lifecycleType",
+                json!("Forever"),
+                "properties.dynamicPoolConfiguration.lifecycleConfiguration.lifecycleType:",
+            ),
+            (
+                "/secrets/0/value",
+                serde_json::Value::Null,
+                "properties.secrets[0].value:",
+            ),
+        ];
+        for (pointer, value, want) in cases {
+            let mut v = custom_pool();
+            *v.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = value;
+            let got = err(v);
+            assert!(got.starts_with(want), "{pointer}: {got}");
+        }
+        let mut v = custom_pool();
+        v["containerType"] = json!("Shell");
+        assert!(err(v).starts_with("properties.customContainerTemplate: only allowed"));
+        let mut v = custom_pool();
+        v.as_object_mut().unwrap().remove("customContainerTemplate");
+        assert!(err(v).starts_with("properties.customContainerTemplate: required"));
     }
 
     #[test]

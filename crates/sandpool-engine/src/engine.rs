@@ -540,4 +540,28 @@ impl SessionService for Engine {
     async fn metadata(&self, pool: &str) -> Result<PoolMetadata, EngineError> {
         Ok(self.running(pool)?.metadata.clone())
     }
+
+    async fn connect(&self, pool: &str, id: &Identifier) -> Result<SessionConnection, EngineError> {
+        let p = self.running(pool)?;
+        let spec = p.runner.spec();
+        let Some(port) = spec.custom.as_ref().map(|c| c.target_port) else {
+            return Err(EngineError::WrongPoolType(spec.container_type));
+        };
+        let lease = p.runner.acquire(id, AllocateMode::FailFast).await?;
+        let stream =
+            lease
+                .sandbox
+                .agent()
+                .connect(port)
+                .await
+                .map_err(|e| EngineError::ContainerUnreachable {
+                    port,
+                    detail: e.to_string(),
+                })?;
+        Ok(SessionConnection {
+            stream,
+            port,
+            lease: Box::new(lease),
+        })
+    }
 }

@@ -1,6 +1,10 @@
 //! Makes sandboxes for one pool: the base spec (image, kind, limits, agent bundle), the
-//! backend that runs them, and the warm-start template when the backend has one.
+//! backend that runs them, and the warm-start template when the backend has one. A
+//! custom container's sandbox counts as started once its Startup probe passes (or its
+//! target port accepts a connection).
 
+use crate::custom_spec::{Lifecycle, Probe, ProbeCheck};
+use crate::probe;
 use crate::service::EngineError;
 use sandpool_pool::SlotId;
 use sandpool_proto::Request;
@@ -31,6 +35,31 @@ pub(crate) struct SandboxFactory {
     /// The spec every sandbox of the pool is made from; only the id changes.
     pub(crate) base: SandboxSpec,
     pub(crate) template: Option<Template>,
+    /// Set for custom-container pools.
+    pub(crate) custom: Option<CustomRuntime>,
+}
+
+/// How the engine watches a custom container.
+#[derive(Debug, Clone)]
+pub(crate) struct CustomRuntime {
+    pub(crate) target_port: u16,
+    pub(crate) startup: Option<Probe>,
+    pub(crate) liveness: Option<Probe>,
+    pub(crate) lifecycle: Lifecycle,
+}
+
+impl CustomRuntime {
+    /// The Startup probe, else "the target port accepts a connection" tried every 100 ms.
+    fn readiness(&self) -> Probe {
+        self.startup.clone().unwrap_or_else(|| Probe {
+            period: Duration::from_millis(100),
+            timeout: Duration::from_secs(2),
+            failure_threshold: u32::MAX,
+            ..Probe::with_defaults(ProbeCheck::TcpSocket {
+                port: self.target_port,
+            })
+        })
+    }
 }
 
 /// A started sandbox and how long it took.
@@ -60,6 +89,28 @@ impl SandboxFactory {
         if let Err(e) = warm_up(sandbox.as_ref(), spec.kind).await {
             let _ = sandbox.destroy().await;
             return Err(e);
+        }
+        if let Some(custom) = &self.custom {
+            let readiness = custom.readiness();
+            let ready = tokio::time::timeout(START_TIMEOUT.saturating_sub(began.elapsed()), async {
+                tokio::select! {
+                    r = probe::until_decided(sandbox.agent(), &readiness) => r,
+                    _ = sandbox.agent().workload_exited() => Err("the container's process ended".to_owned()),
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err(format!("not ready within {START_TIMEOUT:?}")));
+            if let Err(why) = ready {
+                let exit = sandbox.agent().workload_exit();
+                let _ = sandbox.destroy().await;
+                return Err(EngineError::Internal(match exit {
+                    Some(exit) => format!(
+                        "the container exited before it was ready ({}); last check: {why}",
+                        exit.detail
+                    ),
+                    None => format!("the container's startup check failed: {why}"),
+                }));
+            }
         }
         Ok(Started {
             sandbox,

@@ -8,6 +8,8 @@
 pub mod admin;
 mod agent_ops;
 pub mod clock;
+mod custom_prepare;
+pub mod custom_spec;
 mod engine;
 mod factory;
 pub mod metrics;
@@ -15,12 +17,14 @@ mod pool_admin;
 mod pool_entry;
 mod pool_spec;
 mod prepare;
+mod probe;
 mod recorder;
 mod runner;
 pub mod service;
 
 pub use admin::*;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use custom_spec::*;
 pub use engine::{Engine, EngineConfig};
 pub use metrics::Metrics;
 pub use pool_spec::PoolSpec;

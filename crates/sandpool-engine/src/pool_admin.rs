@@ -3,6 +3,7 @@
 //! and the store-backed keys, audit log and session history behind [`AdminService`].
 
 use crate::admin::*;
+use crate::custom_prepare::prepare_custom_pool;
 use crate::engine::{blocking, from_unix_ms, unix_ms, Engine};
 use crate::factory::SandboxFactory;
 use crate::pool_entry::PoolEntry;
@@ -93,6 +94,18 @@ impl Engine {
         generation: u64,
     ) -> Result<(SandboxFactory, PoolMetadata), EngineError> {
         let backend = self.backend_for(spec)?;
+        if spec.container_type == ContainerType::CustomContainer {
+            let agent = install_agent(&self.config.data_dir, &self.config.agent_exe)?;
+            return prepare_custom_pool(
+                spec,
+                &self.config.data_dir,
+                agent,
+                backend,
+                generation,
+                self.config.clock.wall(),
+            )
+            .await;
+        }
         let image = ensure_image(self.config.data_dir.clone(), spec.container_type).await?;
         let agent = install_agent(&self.config.data_dir, &self.config.agent_exe)?;
         let factory = prepare_pool(spec, &image, agent, backend, generation).await?;
@@ -106,6 +119,7 @@ impl Engine {
                     .package_version("bash", sandpool_image::PackageKind::Deb)
                     .map(|v| vec![("bash".to_owned(), v.to_owned())])
                     .unwrap_or_default(),
+                ContainerType::CustomContainer => Vec::new(),
             },
             packages: image
                 .manifest

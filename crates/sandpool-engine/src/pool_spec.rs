@@ -1,5 +1,6 @@
 //! The declared shape of a pool: what it runs, how many sandboxes, how long sessions live.
 
+use crate::custom_spec::{CustomContainerSpec, PoolSecret};
 use crate::service::{ContainerType, EngineError};
 use sandpool_sandbox::{Limits, NetworkPolicy};
 use std::time::Duration;
@@ -28,6 +29,10 @@ pub struct PoolSpec {
     pub allocation_timeout: Duration,
     /// Isolation backend by name (`gvisor`, `runc`); `None` is the engine's default.
     pub backend: Option<String>,
+    /// Pool secrets (write-only over the API; kept in the store for restarts).
+    pub secrets: Vec<PoolSecret>,
+    /// Set exactly for `CustomContainer` pools.
+    pub custom: Option<CustomContainerSpec>,
 }
 
 impl PoolSpec {
@@ -46,6 +51,8 @@ impl PoolSpec {
             max_execution_timeout: Duration::from_secs(220),
             allocation_timeout: Duration::from_secs(60),
             backend: None,
+            secrets: Vec::new(),
+            custom: None,
         }
     }
 
@@ -56,6 +63,8 @@ impl PoolSpec {
             || self.limits != other.limits
             || self.network != other.network
             || self.backend != other.backend
+            || self.custom != other.custom
+            || (self.custom.is_some() && self.secrets != other.secrets)
     }
 
     /// Checks the spec, naming the offending field.
@@ -100,6 +109,22 @@ impl PoolSpec {
         }
         if self.limits.cpu_millis < 50 {
             return bad("resources.cpu", "must be at least 0.05 cores");
+        }
+        match (&self.custom, self.container_type) {
+            (Some(c), ContainerType::CustomContainer) => c.validate(&self.secrets)?,
+            (None, ContainerType::CustomContainer) => {
+                return bad(
+                    "customContainerTemplate",
+                    "required for containerType CustomContainer",
+                )
+            }
+            (Some(_), _) => {
+                return bad(
+                    "customContainerTemplate",
+                    "only allowed with containerType CustomContainer",
+                )
+            }
+            (None, _) => {}
         }
         Ok(())
     }

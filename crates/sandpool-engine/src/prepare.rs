@@ -42,10 +42,16 @@ pub(crate) fn install_agent(data_dir: &Path, agent_exe: &Path) -> Result<AgentRu
 
 /// Builds (or finds) the image for a pool's container type, reporting progress.
 pub(crate) async fn ensure_image(data_dir: PathBuf, ctype: ContainerType) -> Result<Image, EngineError> {
+    if ctype == ContainerType::CustomContainer {
+        return Err(EngineError::Internal(
+            "custom containers use the pool's own image, not a built-in one".into(),
+        ));
+    }
     tokio::task::spawn_blocking(move || {
         let recipe = match ctype {
             ContainerType::PythonLts => recipes::python(),
             ContainerType::Shell => recipes::shell(),
+            ContainerType::CustomContainer => unreachable!("checked before the task"),
         };
         let name = recipe.name.clone();
         let mut progress = |line: &str| tracing::info!(image = %name, "{line}");
@@ -67,6 +73,7 @@ pub(crate) async fn prepare_pool(
     let kind = match spec.container_type {
         ContainerType::PythonLts => SandboxKind::Python,
         ContainerType::Shell => SandboxKind::Shell,
+        ContainerType::CustomContainer => SandboxKind::Custom,
     };
     let base = SandboxSpec {
         id: SandboxId::new(format!("sp-{}-template-{generation}", spec.name))
@@ -103,5 +110,6 @@ pub(crate) async fn prepare_pool(
         backend,
         base,
         template,
+        custom: None,
     })
 }

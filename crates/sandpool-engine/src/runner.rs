@@ -2,8 +2,10 @@
 //! the requests waiting for a session, and the translation of core actions into tasks.
 
 use crate::clock::Clock;
-use crate::factory::SandboxFactory;
+use crate::custom_spec::Lifecycle;
+use crate::factory::{CustomRuntime, SandboxFactory};
 use crate::metrics::{AllocationKind, Metrics};
+use crate::probe::{self, Decision, Verdict};
 use crate::recorder::{Record, Recorder};
 use crate::service::{EngineError, SessionInfo, SessionState};
 use crate::PoolSpec;
@@ -383,6 +385,9 @@ impl PoolRunner {
                 );
                 st.sandboxes.insert(slot, started.sandbox.clone());
                 st.made_by.insert(slot, generation);
+                if let Some(custom) = factory.custom.clone() {
+                    tokio::spawn(self.clone().watch_custom(slot, started.sandbox.clone(), custom));
+                }
                 tokio::spawn(self.clone().watch_slot(slot, started.sandbox));
                 let mut actions = st.core.slot_ready(slot, now);
                 let stays_ready = !actions.iter().any(|a| match a {
@@ -423,6 +428,53 @@ impl PoolRunner {
             }
         };
         let mut st = self.lock();
+        let actions = st.core.slot_died(slot, reason, self.millis());
+        self.apply(&mut st, actions);
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    /// Liveness probe and workload exit of a custom container: either ends the slot's
+    /// session (`liveness-failed`; `container-exited` for `OnContainerExit` pools,
+    /// `crashed` for `Timed` ones) and replaces the sandbox.
+    async fn watch_custom(self: Arc<Self>, slot: SlotId, sandbox: Arc<dyn Sandbox>, custom: CustomRuntime) {
+        let agent = sandbox.agent();
+        let liveness = async {
+            let Some(p) = &custom.liveness else {
+                return std::future::pending::<String>().await;
+            };
+            tokio::time::sleep(p.initial_delay).await;
+            let mut verdict = Verdict::default();
+            loop {
+                let outcome = probe::check_once(agent, &p.check, p.timeout).await;
+                if verdict.record(p, outcome.is_ok()) == Decision::Fail {
+                    return outcome.err().unwrap_or_default();
+                }
+                tokio::time::sleep(p.period).await;
+            }
+        };
+        let reason = tokio::select! {
+            why = liveness => {
+                tracing::warn!(pool = %self.name, sandbox = %sandbox.id(), %why, "liveness probe failed; replacing the container");
+                self.metrics.sandbox_failed(&self.name, "liveness-failed");
+                EndReason::LivenessFailed
+            }
+            exit = agent.workload_exited() => {
+                let Some(exit) = exit else { return };
+                tracing::info!(pool = %self.name, sandbox = %sandbox.id(), detail = %exit.detail, "container exited");
+                match custom.lifecycle {
+                    Lifecycle::OnContainerExit => EndReason::ContainerExited,
+                    Lifecycle::Timed => {
+                        self.metrics.sandbox_failed(&self.name, "crashed");
+                        EndReason::Crashed
+                    }
+                }
+            }
+        };
+        let mut st = self.lock();
+        if !st.sandboxes.get(&slot).is_some_and(|s| Arc::ptr_eq(s, &sandbox)) {
+            return;
+        }
         let actions = st.core.slot_died(slot, reason, self.millis());
         self.apply(&mut st, actions);
         drop(st);

@@ -140,6 +140,7 @@ fn factory(backend: &Arc<FakeBackend>, memory_mib: u64) -> SandboxFactory {
         backend: backend.clone(),
         base,
         template: None,
+        custom: None,
     }
 }
 

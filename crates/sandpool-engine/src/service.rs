@@ -14,6 +14,8 @@ pub enum ContainerType {
     PythonLts,
     /// Shell sessions (`Shell`).
     Shell,
+    /// The pool's own container image, reached through the HTTP proxy (`CustomContainer`).
+    CustomContainer,
 }
 
 /// What a client may want to know about a pool on the data plane.
@@ -90,6 +92,16 @@ pub struct PoolMetadata {
     pub created_at: SystemTime,
 }
 
+/// A TCP connection to a port inside a session's sandbox, carried by the agent channel.
+/// The session is held (its cooldown does not run) until this value is dropped.
+pub struct SessionConnection {
+    pub stream: sandpool_sandbox::AgentStream,
+    /// The container port connected to.
+    pub port: u16,
+    /// Keeps the session leased; dropping it releases the session.
+    pub lease: Box<dyn Send + Sync>,
+}
+
 /// Errors the HTTP layer maps to status codes in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -120,6 +132,9 @@ pub enum EngineError {
     NoSpace,
     #[error("this operation is not available on a {0:?} pool")]
     WrongPoolType(ContainerType),
+    /// Nothing accepted the connection to the container's target port.
+    #[error("the container is not reachable on port {port}: {detail}")]
+    ContainerUnreachable { port: u16, detail: String },
     /// The session's sandbox died (its end reason is recorded).
     #[error("the session ended: {0}")]
     SessionLost(String),
@@ -188,4 +203,11 @@ pub trait SessionService: Send + Sync + 'static {
     /// Live sessions of a pool.
     async fn list_sessions(&self, pool: &str) -> Result<Vec<SessionInfo>, EngineError>;
     async fn metadata(&self, pool: &str) -> Result<PoolMetadata, EngineError>;
+
+    /// Opens a connection to the pool's target port inside the session of `id`
+    /// (`CustomContainer` pools only), allocating a session for an unknown identifier.
+    async fn connect(&self, pool: &str, id: &Identifier) -> Result<SessionConnection, EngineError> {
+        let _ = id;
+        Err(EngineError::WrongPoolType(self.pool(pool).await?.container_type))
+    }
 }

@@ -21,10 +21,12 @@ pub enum EndReason {
     PoolDeleted,
     /// The server restarted (or shut down) while the session was live.
     ServerRestart,
+    /// A custom container's process exited (lifecycle `OnContainerExit`).
+    ContainerExited,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 9] = [
+    pub const ALL: [EndReason; 10] = [
         EndReason::Cooldown,
         EndReason::MaxAlive,
         EndReason::Stopped,
@@ -34,6 +36,7 @@ impl EndReason {
         EndReason::LivenessFailed,
         EndReason::PoolDeleted,
         EndReason::ServerRestart,
+        EndReason::ContainerExited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl EndReason {
             EndReason::LivenessFailed => "liveness-failed",
             EndReason::PoolDeleted => "pool-deleted",
             EndReason::ServerRestart => "server-restart",
+            EndReason::ContainerExited => "container-exited",
         }
     }
 
