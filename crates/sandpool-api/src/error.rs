@@ -82,9 +82,9 @@ impl ApiError {
             ApiError::Engine(EngineError::ExecutionNotFound(id)) => {
                 format!("No execution available for operation Id: {id}")
             }
-            ApiError::Engine(EngineError::AtCapacity { pool, max }) => format!(
+            ApiError::Engine(EngineError::AtCapacity { pool, max, .. }) => format!(
                 "session pool {pool:?} is at capacity: all {max} concurrent sessions are allocated; \
-                 no new session can be allocated until one ends"
+                 no new session can be allocated until one ends (see Retry-After)"
             ),
             ApiError::Engine(EngineError::SessionLost(why)) => format!(
                 "the session's sandbox stopped unexpectedly ({why}); its state is lost. \
@@ -117,6 +117,12 @@ impl IntoResponse for ApiError {
             tracing::debug!(code, error = %self, "request refused");
         }
         let mut response = error_response(status, code, &self.client_message());
+        if let ApiError::Engine(EngineError::AtCapacity { retry_after, .. }) = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         match status {
             StatusCode::UNAUTHORIZED => {
                 response
@@ -153,7 +159,8 @@ mod tests {
             status(
                 EngineError::AtCapacity {
                     pool: "p".into(),
-                    max: 2
+                    max: 2,
+                    retry_after: Duration::from_millis(1500),
                 }
                 .into()
             ),

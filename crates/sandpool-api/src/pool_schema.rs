@@ -77,6 +77,10 @@ pub struct ScaleConfiguration {
     pub max_concurrent_sessions: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_session_instances: Option<u32>,
+    /// sandpool extension: at `maxConcurrentSessions`, a request for a new identifier waits
+    /// (bounded) for a session to end instead of getting 404 at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_capacity: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -259,6 +263,9 @@ impl PoolProperties {
             if let Some(n) = scale.ready_session_instances {
                 spec.ready_instances = n;
             }
+            if let Some(wait) = scale.wait_for_capacity {
+                spec.wait_for_capacity = wait;
+            }
         }
         if spec.ready_instances > spec.max_concurrent {
             return bad(
@@ -424,6 +431,7 @@ impl PoolProperties {
             scale_configuration: Some(ScaleConfiguration {
                 max_concurrent_sessions: Some(spec.max_concurrent),
                 ready_session_instances: Some(spec.ready_instances),
+                wait_for_capacity: Some(spec.wait_for_capacity),
             }),
             dynamic_pool_configuration: Some(DynamicPoolConfiguration {
                 lifecycle_configuration: Some(LifecycleConfiguration {

@@ -221,7 +221,7 @@ impl Engine {
 
     async fn lease(&self, pool: &str, id: &Identifier) -> Result<(Arc<RunningPool>, Lease), EngineError> {
         let p = self.running(pool)?;
-        let lease = p.runner.acquire(id, AllocateMode::FailFast).await?;
+        let lease = p.runner.acquire(id, allocate_mode(&p.runner.spec())).await?;
         Ok((p, lease))
     }
 
@@ -547,7 +547,7 @@ impl SessionService for Engine {
         let Some(port) = spec.custom.as_ref().map(|c| c.target_port) else {
             return Err(EngineError::WrongPoolType(spec.container_type));
         };
-        let lease = p.runner.acquire(id, AllocateMode::FailFast).await?;
+        let lease = p.runner.acquire(id, allocate_mode(&spec)).await?;
         let stream =
             lease
                 .sandbox
@@ -563,5 +563,14 @@ impl SessionService for Engine {
             port,
             lease: Box::new(lease),
         })
+    }
+}
+
+/// How a pool's requests for new identifiers behave at capacity.
+fn allocate_mode(spec: &PoolSpec) -> AllocateMode {
+    if spec.wait_for_capacity {
+        AllocateMode::Wait
+    } else {
+        AllocateMode::FailFast
     }
 }

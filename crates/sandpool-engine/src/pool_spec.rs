@@ -25,8 +25,12 @@ pub struct PoolSpec {
     pub max_upload_bytes: u64,
     /// Longest execution timeout a request may ask for (Azure: 220 s).
     pub max_execution_timeout: Duration,
-    /// How long a request for a new identifier waits when no sandbox is ready.
+    /// How long a request for a new identifier waits when no sandbox is ready (and, with
+    /// `wait_for_capacity`, for a session to end).
     pub allocation_timeout: Duration,
+    /// At `max_concurrent`, queue a new identifier's request (bounded by
+    /// `allocation_timeout`) instead of refusing it at once as Azure does.
+    pub wait_for_capacity: bool,
     /// Isolation backend by name (`gvisor`, `runc`); `None` is the engine's default.
     pub backend: Option<String>,
     /// Pool secrets (write-only over the API; kept in the store for restarts).
@@ -50,6 +54,7 @@ impl PoolSpec {
             max_upload_bytes: 128 << 20,
             max_execution_timeout: Duration::from_secs(220),
             allocation_timeout: Duration::from_secs(60),
+            wait_for_capacity: false,
             backend: None,
             secrets: Vec::new(),
             custom: None,

@@ -243,9 +243,10 @@ impl PoolRunner {
 
     fn pool_error(&self, e: PoolError) -> EngineError {
         match e {
-            PoolError::AtCapacity { max, .. } => EngineError::AtCapacity {
+            PoolError::AtCapacity { max, retry_after } => EngineError::AtCapacity {
                 pool: self.name.clone(),
                 max,
+                retry_after,
             },
             PoolError::AllocationTimeout {
                 waited,

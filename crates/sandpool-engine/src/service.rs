@@ -118,7 +118,12 @@ pub enum EngineError {
     FileNotFound(String),
     /// The pool already has `maxConcurrentSessions` allocated sessions.
     #[error("pool {pool:?} is at its limit of {max} concurrent sessions")]
-    AtCapacity { pool: String, max: u32 },
+    AtCapacity {
+        pool: String,
+        max: u32,
+        /// When the first idle session would end by cooldown: a hint for `Retry-After`.
+        retry_after: Duration,
+    },
     /// No sandbox became ready within the allocation timeout.
     #[error("no sandbox became ready in pool {pool:?} within {waited:?}")]
     AllocationTimeout { pool: String, waited: Duration },

@@ -314,11 +314,17 @@ async fn engine_errors_map_to_azure_statuses() {
     h.fake.fail_next(EngineError::AtCapacity {
         pool: "demo".into(),
         max: 2,
+        retry_after: std::time::Duration::from_millis(2500),
     });
     let r = h
         .post_json(&old_uri("demo"), json!({"properties": {"code": "1"}}))
         .await;
     r.assert_error(404, "SessionPoolAtCapacity");
+    assert_eq!(
+        r.header("retry-after"),
+        "3",
+        "retry_after is rounded up to whole seconds"
+    );
     assert!(r.json()["error"]["message"]
         .as_str()
         .unwrap()
