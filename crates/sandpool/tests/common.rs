@@ -14,6 +14,8 @@ pub const EXECUTOR_KEY: &str = "test-executor-key-0123456789abcd";
 
 pub struct Server {
     pub base: String,
+    /// The server's data directory (its runsc state is under `gvisor/runsc`).
+    pub data_dir: PathBuf,
     _child: Child,
 }
 
@@ -50,6 +52,13 @@ name = "quick"
 containerType = "PythonLTS"
 scaleConfiguration = { maxConcurrentSessions = 2, readySessionInstances = 1 }
 dynamicPoolConfiguration = { lifecycleConfiguration = { lifecycleType = "Timed", cooldownPeriodInSeconds = 4 } }
+
+[[pools]]
+name = "tiny"
+[pools.properties]
+containerType = "Shell"
+scaleConfiguration = { maxConcurrentSessions = 1, readySessionInstances = 1, waitForCapacity = true }
+dynamicPoolConfiguration = { lifecycleConfiguration = { lifecycleType = "Timed", cooldownPeriodInSeconds = 300 } }
 
 [[keys]]
 name = "executor"
@@ -119,7 +128,11 @@ fn start_server() -> Server {
     });
     // The first run builds both images (minutes); later runs only restore templates.
     match rx.recv_timeout(Duration::from_secs(1500)) {
-        Ok(base) => Server { base, _child: child },
+        Ok(base) => Server {
+            base,
+            data_dir: dir,
+            _child: child,
+        },
         Err(_) => {
             let _ = child.kill();
             let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();

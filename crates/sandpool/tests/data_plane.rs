@@ -362,3 +362,70 @@ fn stop_session_and_cooldown_give_a_fresh_session() {
         "a new request gets a fresh session"
     );
 }
+
+#[test]
+fn a_crashed_sandbox_ends_its_session_with_a_reason_and_the_next_request_gets_a_fresh_one() {
+    let id = ident("crash");
+    run_py("python", &id, "doomed = 1");
+    let sandbox = get(&format!("/pools/python/session?identifier={id}&{NEW}")).json()["etag"]
+        .as_str()
+        .expect("etag names the sandbox")
+        .to_owned();
+    // Kill the sandbox from the host, as a crash of the sandbox kernel would.
+    let root = server().data_dir.join("gvisor/runsc");
+    let out = std::process::Command::new("runsc")
+        .arg("--root")
+        .arg(&root)
+        .args(["kill", &sandbox, "KILL"])
+        .output()
+        .expect("running runsc kill");
+    assert!(
+        out.status.success(),
+        "runsc kill: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let listing = get("/sessionPools/python/sessions").json();
+        let ended = listing["value"].as_array().unwrap().iter().find(|s| {
+            s["identifier"] == id.as_str() && s["sandboxId"] == sandbox.as_str() && s["state"] == "Ended"
+        });
+        if let Some(s) = ended {
+            assert_eq!(s["endReason"], "crashed", "{s}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crash was not noticed: {listing}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(run_py("python", &id, "'doomed' in globals()")["result"], "False");
+}
+
+#[test]
+fn a_pool_that_waits_for_capacity_queues_new_identifiers_until_a_session_ends() {
+    // `tiny` allows one session and waits for capacity instead of answering 404.
+    let first = ident("tiny-a");
+    let run = |id: &str| {
+        post_json(
+            &format!("/pools/tiny/executions?identifier={id}&{NEW}"),
+            &json!({"shellCommand": "echo $((6*7))"}),
+        )
+    };
+    assert_eq!(run(&first).json()["result"]["stdout"], "42\n");
+    let second = ident("tiny-b");
+    let waiting = std::thread::spawn(move || run(&second));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        !waiting.is_finished(),
+        "the second identifier must wait while the pool is full"
+    );
+    assert_eq!(
+        delete(&format!("/pools/tiny/session?identifier={first}&{NEW}")).status,
+        204
+    );
+    let r = waiting.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"]["stdout"], "42\n");
+}
