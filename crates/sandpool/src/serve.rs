@@ -142,6 +142,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("sandpool ready on http://{addr}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections, finishing requests in flight");
