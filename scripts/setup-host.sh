@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what sandpool needs on a Debian 12 host (idempotent, quiet when already done):
 # the gVisor and runc runtimes, mmdebstrap for building images, and a few tools.
-# Extra package names given as arguments are installed too (the tests add docker-registry).
+# Extra package names given as arguments are installed too (the tests add docker-registry, busybox-static and websocketd).
 set -euo pipefail
 need=()
 for pkg in runsc runc mmdebstrap iproute2 nftables ca-certificates curl "$@"; do

@@ -3,7 +3,7 @@
 # sandboxes, real images), adversarial and client acceptance tests. Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup-host.sh docker-registry
+./scripts/setup-host.sh docker-registry busybox-static websocketd
 ./scripts/python-test-env.sh
 ./scripts/acceptance-env.sh
 echo "== cargo fmt --check"

@@ -165,10 +165,6 @@ impl TestInternet {
     pub fn dns(&self) -> SocketAddr {
         SocketAddr::from((ROUTER, 53))
     }
-
-    pub fn web_root(&self) -> PathBuf {
-        self._web_root.path().to_path_buf()
-    }
 }
 
 impl Drop for TestInternet {
