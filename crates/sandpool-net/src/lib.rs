@@ -19,6 +19,7 @@ mod resolver;
 mod rules;
 mod sandbox;
 mod session;
+mod shaping;
 
 pub use cidr::Ipv4Cidr;
 pub use config::NetConfig;

@@ -7,7 +7,7 @@ use crate::names::{
 };
 use crate::nft::{self, TableParams};
 use crate::rules::{NEVER_REACHABLE, PRIVATE};
-use crate::{command, resolver, EgressRules, Ipv4Cidr, NetConfig, NetError, SessionNetwork};
+use crate::{command, resolver, shaping, EgressRules, Ipv4Cidr, NetConfig, NetError, SessionNetwork};
 use sandpool_sandbox::{EgressConfig, SandboxId};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -199,6 +199,7 @@ impl NetworkManager {
         .await?;
         let script = nft::add_session(&i.tag, &i.uplink, n, rules);
         command::run("nft", &["-f", "-"], Some(&script), "add the session's rules").await?;
+        shape(n, rules.bandwidth_bytes_per_sec).await?;
         let (shared_rules, resolv_conf) = {
             let sessions = i.sessions.lock().expect("sessions lock");
             let s = sessions
@@ -238,6 +239,7 @@ impl NetworkManager {
         };
         let script = nft::session_rules(&self.inner.tag, &self.inner.uplink, &names, &rules);
         command::run("nft", &["-f", "-"], Some(&script), "update the session's rules").await?;
+        shape(&names, rules.bandwidth_bytes_per_sec).await?;
         *shared.write().expect("rules lock") = rules;
         tracing::info!(sandbox = %id, "session egress rules updated");
         Ok(())
@@ -527,4 +529,25 @@ fn enable_forwarding(marker: &std::path::Path) -> Result<bool, NetError> {
         tracing::info!("turned IPv4 forwarding on; forwarding other than sessions' stays dropped");
     }
     Ok(marker.exists())
+}
+
+/// Limits both directions of a session's link to `bytes_per_sec`.
+async fn shape(n: &SlotNames, bytes_per_sec: u64) -> Result<(), NetError> {
+    let towards_sandbox = shaping::shape(&n.host_if, bytes_per_sec);
+    command::run(
+        "tc",
+        &["-batch", "-"],
+        Some(&towards_sandbox),
+        "shape the session's downlink",
+    )
+    .await?;
+    let from_sandbox = shaping::shape(shaping::SANDBOX_IF, bytes_per_sec);
+    command::run(
+        "tc",
+        &["-n", &n.netns, "-batch", "-"],
+        Some(&from_sandbox),
+        "shape the session's uplink",
+    )
+    .await?;
+    Ok(())
 }

@@ -3,9 +3,9 @@
 //! runs them.
 //!
 //! Forward path of a session's packets: `forward` jumps by input interface to the
-//! session's `o<slot>` chain (limit, established, uplink only, never-reachable ranges,
+//! session's `o<slot>` chain (established, uplink only, never-reachable ranges,
 //! connection limit, then its allow-list or "public only"), and by output interface to
-//! `r<slot>` (limit, replies only). Input from a session reaches only its resolver.
+//! `r<slot>` (replies only). Input from a session reaches only its resolver.
 
 use crate::names::{host_if_prefix, table_name, SlotNames};
 use crate::{EgressRules, Ipv4Cidr};
@@ -131,9 +131,6 @@ pub fn add_session(tag: &str, uplink: &str, n: &SlotNames, rules: &EgressRules) 
 pub fn session_rules(tag: &str, uplink: &str, n: &SlotNames, rules: &EgressRules) -> String {
     let t = table_name(tag);
     let k = n.slot;
-    let rate = rules.bandwidth_bytes_per_sec;
-    let burst = (rate / 4).max(64 << 10);
-    let limit = format!("limit rate over {rate} bytes/second burst {burst} bytes drop");
     let mut s = String::new();
     for chain in ["o", "r", "i"] {
         let _ = writeln!(s, "flush chain inet {t} {chain}{k}");
@@ -144,7 +141,6 @@ pub fn session_rules(tag: &str, uplink: &str, n: &SlotNames, rules: &EgressRules
         let _ = writeln!(s, "add element inet {t} a{k} {{ {} }}", elements(&rules.cidrs));
     }
     let o = format!("add rule inet {t} o{k}");
-    let _ = writeln!(s, "{o} {limit}");
     let _ = writeln!(s, "{o} ct state established,related counter name tx{k} accept");
     let _ = writeln!(s, "{o} oifname != \"{uplink}\" drop");
     let _ = writeln!(s, "{o} ip daddr @never4 drop");
@@ -164,7 +160,6 @@ pub fn session_rules(tag: &str, uplink: &str, n: &SlotNames, rules: &EgressRules
     }
     let _ = writeln!(s, "{o} drop");
     let r = format!("add rule inet {t} r{k}");
-    let _ = writeln!(s, "{r} {limit}");
     let _ = writeln!(s, "{r} ct state established,related counter name rx{k} accept");
     let _ = writeln!(s, "{r} drop");
     let i = format!("add rule inet {t} i{k}");

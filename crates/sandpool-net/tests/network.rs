@@ -54,6 +54,36 @@ async fn reaches(sandbox: &dyn Sandbox, target: &str) -> bool {
     }
 }
 
+/// Download and upload rates (MiB/s) of `bytes` between the sandbox and the test web
+/// host, measured inside the sandbox.
+async fn transfer_rates(sandbox: &dyn Sandbox, bytes: usize) -> (f64, f64) {
+    let script = format!(
+        r#"python3 -c "
+import socket, time, urllib.request
+n = {bytes}
+t = time.monotonic(); r = urllib.request.urlopen('http://{WEB_ALLOWED}/big.bin', timeout=60); got = 0
+while got < n:
+    b = r.read(min(1 << 16, n - got))
+    if not b: break
+    got += len(b)
+down = got / (time.monotonic() - t) / 1048576; r.close()
+s = socket.create_connection(('{WEB_ALLOWED}', {SINK_PORT}), timeout=60); t = time.monotonic()
+s.sendall(bytes(n)); s.shutdown(socket.SHUT_WR); sunk = int(s.recv(64))
+up = sunk / (time.monotonic() - t) / 1048576
+assert got == n and sunk == n, (got, sunk)
+print(down, up)
+""#
+    );
+    let r = shell(sandbox, &script).await;
+    let rates: Vec<f64> = r
+        .stdout
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(rates.len(), 2, "transfer: {r:?}");
+    (rates[0], rates[1])
+}
+
 fn egress(cidrs: &[&str], domains: &[&str]) -> NetworkPolicy {
     NetworkPolicy::Enabled(EgressConfig {
         allow_cidrs: cidrs.iter().map(|s| s.to_string()).collect(),
@@ -201,6 +231,20 @@ async fn sessions_reach_exactly_what_their_policy_allows() {
             "{before:?} {after:?}"
         );
         assert!(after.tx_bytes > before.tx_bytes);
+
+        // Bandwidth: a lower limit applied to the running session holds both ways.
+        let slow = EgressConfig {
+            bandwidth_bytes_per_sec: 2 << 20,
+            ..EgressConfig::default()
+        };
+        manager.update_egress(&id_, &slow).await.unwrap();
+        let (down, up) = transfer_rates(open.get(), 8 << 20).await;
+        eprintln!("figure: {name} with a 2 MiB/s limit: download {down:.2} MiB/s, upload {up:.2} MiB/s");
+        assert!(
+            down < 3.0,
+            "{name}: download {down:.2} MiB/s passed a 2 MiB/s limit"
+        );
+        assert!(up < 3.0, "{name}: upload {up:.2} MiB/s passed a 2 MiB/s limit");
         open.destroy().await;
 
         // Allow-list: exactly the listed CIDR and domains (and names below `*.`).

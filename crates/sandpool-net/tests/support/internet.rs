@@ -24,6 +24,25 @@ pub const WEB_IN_CIDR: Ipv4Addr = Ipv4Addr::new(198, 18, 2, 10);
 /// A "private" web server.
 pub const WEB_PRIVATE: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 10);
 pub const BIG_FILE_BYTES: usize = 64 << 20;
+/// A TCP sink on every test host: reads until EOF, answers with the byte count.
+pub const SINK_PORT: u16 = 9;
+
+const SINK: &str = r#"
+import socket, threading
+def serve(c):
+    n = 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        n += len(b)
+    c.sendall(str(n).encode()); c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9)); s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
 
 const ZONE: &str = r#"
 import socket, struct
@@ -128,6 +147,7 @@ impl TestInternet {
             &web_dir,
         ]);
         net.spawn(&["/usr/bin/python3", "-c", ZONE]);
+        net.spawn(&["/usr/bin/python3", "-c", SINK]);
         net.wait_ready();
         net
     }
