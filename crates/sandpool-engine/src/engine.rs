@@ -133,6 +133,9 @@ impl Engine {
             metrics: Arc::new(Metrics::new()),
             me: me.clone(),
         });
+        if let Some(net) = engine.config.network.clone() {
+            tokio::spawn(crate::egress_metrics::run(Arc::downgrade(&engine), net));
+        }
         let mut specs: Vec<PoolSpec> = Vec::new();
         for record in stored {
             if pools.iter().any(|p| p.name == record.name) {
@@ -159,6 +162,23 @@ impl Engine {
     /// The engine's metrics registry.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Sandbox id to identifier of every allocated session, in every pool.
+    pub(crate) fn allocated_sandboxes(&self) -> HashMap<String, String> {
+        let runners: Vec<Arc<PoolRunner>> = self
+            .pools
+            .read()
+            .expect("pools poisoned")
+            .values()
+            .filter_map(|entry| entry.runner())
+            .collect();
+        runners
+            .iter()
+            .flat_map(|runner| runner.sessions())
+            .filter(|s| !s.sandbox_id.is_empty())
+            .map(|s| (s.sandbox_id, s.identifier.to_string()))
+            .collect()
     }
 
     /// Names of the pools.

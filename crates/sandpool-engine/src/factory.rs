@@ -62,6 +62,14 @@ impl CustomRuntime {
     }
 }
 
+/// The pool a sandbox id was made for: ids are `sp-<pool>-<slot>-<suffix>` (and
+/// `sp-<pool>-template-<generation>` for templates).
+pub(crate) fn pool_of_sandbox(id: &str) -> Option<&str> {
+    let mut parts = id.strip_prefix("sp-")?.rsplitn(3, '-');
+    let (_suffix, _slot, pool) = (parts.next()?, parts.next()?, parts.next()?);
+    (!pool.is_empty()).then_some(pool)
+}
+
 /// A started sandbox and how long it took.
 pub(crate) struct Started {
     pub(crate) sandbox: Arc<dyn Sandbox>,
@@ -146,5 +154,19 @@ async fn warm_up(sandbox: &dyn Sandbox, kind: SandboxKind) -> Result<(), EngineE
         Err(_) => Err(EngineError::Internal(format!(
             "warm-up request took longer than {WARM_UP_TIMEOUT:?}"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_of_sandbox;
+
+    #[test]
+    fn sandbox_ids_name_their_pool() {
+        assert_eq!(pool_of_sandbox("sp-my-pool-3-0a1b2c3d"), Some("my-pool"));
+        assert_eq!(pool_of_sandbox("sp-py-template-2"), Some("py"));
+        assert_eq!(pool_of_sandbox("sp--3-0a1b2c3d"), None);
+        assert_eq!(pool_of_sandbox("other-3-0a1b2c3d"), None);
+        assert_eq!(pool_of_sandbox("sp-3"), None);
     }
 }

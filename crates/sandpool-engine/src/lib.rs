@@ -10,6 +10,7 @@ mod agent_ops;
 pub mod clock;
 mod custom_prepare;
 pub mod custom_spec;
+mod egress_metrics;
 mod engine;
 mod factory;
 pub mod metrics;

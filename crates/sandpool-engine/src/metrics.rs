@@ -1,5 +1,6 @@
 //! The engine's Prometheus metrics: allocation latency by kind, hit rate, slot counts
-//! per pool, refill time, sandbox starts and failures, executions, HTTP requests.
+//! per pool, refill time, sandbox starts and failures, executions, HTTP requests, egress
+//! bytes per pool and per session.
 //! A small in-process registry rendered as Prometheus text on demand.
 
 use prometheus_client::encoding::{text::encode, EncodeLabelSet};
@@ -57,6 +58,28 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    pool: String,
+    direction: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionDirectionLabels {
+    pool: String,
+    identifier: String,
+    direction: String,
+}
+
+/// One allocated session's egress counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionEgress {
+    pub(crate) pool: String,
+    pub(crate) identifier: String,
+    pub(crate) sent: u64,
+    pub(crate) received: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     method: String,
     status: String,
@@ -85,6 +108,8 @@ pub struct Metrics {
     execution_seconds: Histograms<PoolLabels>,
     sessions_ended: Family<ReasonLabels, Counter>,
     http_requests: Family<HttpLabels, Counter>,
+    egress_bytes: Family<DirectionLabels, Counter>,
+    session_egress_bytes: Family<SessionDirectionLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -116,6 +141,8 @@ impl Metrics {
             execution_seconds: Family::new_with_constructor(latency_histogram),
             sessions_ended: Family::default(),
             http_requests: Family::default(),
+            egress_bytes: Family::default(),
+            session_egress_bytes: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -175,6 +202,16 @@ impl Metrics {
             "HTTP requests answered, by method and status",
             m.http_requests.clone(),
         );
+        registry.register(
+            "egress_bytes",
+            "Bytes EgressEnabled sandboxes sent and received through their NAT, by pool and direction (sampled every 5 s)",
+            m.egress_bytes.clone(),
+        );
+        registry.register(
+            "session_egress_bytes",
+            "Bytes an allocated session's sandbox sent and received through its NAT so far (sampled every 5 s)",
+            m.session_egress_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -230,6 +267,33 @@ impl Metrics {
                 pool: pool.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn egress(&self, pool: &str, sent: u64, received: u64) {
+        for (direction, bytes) in [("sent", sent), ("received", received)] {
+            self.egress_bytes
+                .get_or_create(&DirectionLabels {
+                    pool: pool.to_owned(),
+                    direction: direction.to_owned(),
+                })
+                .inc_by(bytes);
+        }
+    }
+
+    /// Replaces the per-session egress gauges with `sessions`.
+    pub(crate) fn set_session_egress(&self, sessions: Vec<SessionEgress>) {
+        self.session_egress_bytes.clear();
+        for s in sessions {
+            for (direction, bytes) in [("sent", s.sent), ("received", s.received)] {
+                self.session_egress_bytes
+                    .get_or_create(&SessionDirectionLabels {
+                        pool: s.pool.clone(),
+                        identifier: s.identifier.clone(),
+                        direction: direction.to_owned(),
+                    })
+                    .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     /// Counts one answered HTTP request.

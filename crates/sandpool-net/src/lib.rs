@@ -24,7 +24,7 @@ mod shaping;
 pub use cidr::Ipv4Cidr;
 pub use config::NetConfig;
 pub use error::NetError;
-pub use manager::{EgressCounters, NetworkManager};
+pub use manager::{EgressCounters, EgressSample, NetworkManager};
 pub use rules::{DomainRule, EgressRules};
 pub use sandbox::NetworkedSandbox;
 pub use session::SessionNetwork;

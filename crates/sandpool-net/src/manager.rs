@@ -26,6 +26,18 @@ pub struct EgressCounters {
     pub rx_bytes: u64,
 }
 
+/// What [`NetworkManager::sample`] read: the counters of every session that has a
+/// network, and the last counters of sessions removed since the previous sample.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EgressSample {
+    pub live: Vec<(SandboxId, EgressCounters)>,
+    pub ended: Vec<(SandboxId, EgressCounters)>,
+}
+
+/// Final counters of removed sessions kept for the next sample; beyond this the oldest
+/// are dropped (nobody is sampling).
+const MAX_ENDED: usize = 65_536;
+
 /// Creates and removes session networks. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct NetworkManager {
@@ -49,6 +61,7 @@ struct Inner {
     upstream: SocketAddr,
     resolv_dir: PathBuf,
     sessions: Mutex<HashMap<SandboxId, Session>>,
+    ended: Mutex<std::collections::VecDeque<(SandboxId, EgressCounters)>>,
 }
 
 struct Session {
@@ -110,6 +123,7 @@ impl NetworkManager {
                 upstream,
                 resolv_dir,
                 sessions: Mutex::new(HashMap::new()),
+                ended: Mutex::new(Default::default()),
             }),
         })
     }
@@ -279,6 +293,46 @@ impl NetworkManager {
         })
     }
 
+    /// Every session's counters in one `nft` call, plus the final counters of sessions
+    /// removed since the last call (each reported once).
+    pub async fn sample(&self) -> Result<EgressSample, NetError> {
+        let table = table_name(&self.inner.tag);
+        let out = command::run(
+            "nft",
+            &["-j", "list", "counters", "table", "inet", &table],
+            None,
+            "read the counters",
+        )
+        .await?;
+        let by_name: HashMap<String, u64> = nft::parse_counters(&out).into_iter().collect();
+        let live = {
+            let sessions = self.inner.sessions.lock().expect("sessions lock");
+            sessions
+                .iter()
+                .filter_map(|(id, s)| {
+                    let k = s.names.slot;
+                    Some((
+                        id.clone(),
+                        EgressCounters {
+                            tx_bytes: *by_name.get(&format!("tx{k}"))?,
+                            rx_bytes: *by_name.get(&format!("rx{k}"))?,
+                        },
+                    ))
+                })
+                .collect()
+        };
+        let ended = self.inner.ended.lock().expect("ended lock").drain(..).collect();
+        Ok(EgressSample { live, ended })
+    }
+
+    fn remember_final(&self, id: &SandboxId, counters: EgressCounters) {
+        let mut ended = self.inner.ended.lock().expect("ended lock");
+        if ended.len() >= MAX_ENDED {
+            ended.pop_front();
+        }
+        ended.push_back((id.clone(), counters));
+    }
+
     /// The session's gateway (host end, also its resolver) and its own address.
     pub fn addresses(&self, id: &SandboxId) -> Option<(Ipv4Addr, Ipv4Addr)> {
         let sessions = self.inner.sessions.lock().expect("sessions lock");
@@ -306,6 +360,11 @@ impl NetworkManager {
 
     /// Removes the network of `id`. Idempotent.
     pub(crate) async fn detach(&self, id: &SandboxId) -> Result<(), NetError> {
+        match self.counters(id).await {
+            Ok(last) => self.remember_final(id, last),
+            Err(NetError::UnknownSession(_)) => {}
+            Err(e) => tracing::debug!(sandbox = %id, error = %e, "final counters unreadable"),
+        }
         let Some(s) = self.take(id) else { return Ok(()) };
         let n = &s.names;
         let rules = command::run(

@@ -211,6 +211,25 @@ pub fn parse_counter(json: &str) -> Option<u64> {
         .find_map(|item| item.get("counter")?.get("bytes")?.as_u64())
 }
 
+/// `(name, bytes)` of every counter in `nft -j list counters` output.
+pub fn parse_counters(json: &str) -> Vec<(String, u64)> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else {
+        return Vec::new();
+    };
+    v.get("nftables")
+        .and_then(|items| items.as_array())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| {
+                    let c = item.get("counter")?;
+                    Some((c.get("name")?.as_str()?.to_owned(), c.get("bytes")?.as_u64()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,5 +294,18 @@ mod tests {
             r#"{"nftables": [{"metainfo": {}}, {"counter": {"name": "tx5", "packets": 3, "bytes": 180}}]}"#;
         assert_eq!(parse_counter(out), Some(180));
         assert_eq!(parse_counter("{}"), None);
+    }
+
+    #[test]
+    fn every_counter_of_a_listing_is_read() {
+        let json = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+            {"counter": {"family": "inet", "name": "tx3", "table": "sandpool-ab12", "handle": 7, "packets": 2, "bytes": 120}},
+            {"counter": {"family": "inet", "name": "rx3", "table": "sandpool-ab12", "handle": 8, "packets": 9, "bytes": 70000}}]}"#;
+        assert_eq!(
+            parse_counters(json),
+            vec![("tx3".to_string(), 120), ("rx3".to_string(), 70000)]
+        );
+        assert!(parse_counters("not json").is_empty());
+        assert!(parse_counters(r#"{"nftables": [{"counter": {"name": "x"}}]}"#).is_empty());
     }
 }

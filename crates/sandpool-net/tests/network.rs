@@ -9,9 +9,9 @@ use sandpool_gvisor::{GvisorBackend, GvisorConfig};
 use sandpool_net::{NetConfig, NetworkManager};
 use sandpool_runc::{RuncBackend, RuncConfig};
 use sandpool_sandbox::{Backend, EgressConfig, NetworkPolicy, Sandbox, SandboxId, SandboxKind};
+use sandpool_testkit::internet::*;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Instant;
-use support::internet::*;
 use support::*;
 
 /// Destroys the sandbox when the test ends, even on a failed assertion.
@@ -245,7 +245,21 @@ async fn sessions_reach_exactly_what_their_policy_allows() {
             "{name}: download {down:.2} MiB/s passed a 2 MiB/s limit"
         );
         assert!(up < 3.0, "{name}: upload {up:.2} MiB/s passed a 2 MiB/s limit");
+        let live = manager.sample().await.unwrap();
+        let (_, sampled) = live.live.iter().find(|(s, _)| *s == id_).expect("sampled");
+        assert!(sampled.rx_bytes >= after.rx_bytes + (8 << 20), "{sampled:?}");
+        assert!(sampled.tx_bytes >= after.tx_bytes + (8 << 20), "{sampled:?}");
         open.destroy().await;
+        // The final counters of an ended session are reported once.
+        let ended = manager.sample().await.unwrap();
+        assert!(ended.live.iter().all(|(s, _)| *s != id_));
+        let (_, last) = ended
+            .ended
+            .iter()
+            .find(|(s, _)| *s == id_)
+            .expect("final counters");
+        assert!(last.rx_bytes >= sampled.rx_bytes, "{last:?} {sampled:?}");
+        assert!(manager.sample().await.unwrap().ended.is_empty());
 
         // Allow-list: exactly the listed CIDR and domains (and names below `*.`).
         let id = format!("{name}-list");

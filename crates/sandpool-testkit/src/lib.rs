@@ -2,6 +2,8 @@
 //! images, throwaway directories, and agent calls with bounded waits. Test support only:
 //! no product crate depends on it.
 
+pub mod internet;
+
 use sandpool_proto::{ExecutionResult, Request, Response, ShellResult};
 use sandpool_sandbox::{AgentRuntime, Limits, NetworkPolicy, Sandbox, SandboxId, SandboxKind, SandboxSpec};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,5 @@
-//! What the network tests share: the workspace test kit and a test "internet".
+//! What the network tests share: the workspace test kit, with its test "internet".
 
 #![allow(unused_imports)]
-
-pub mod internet;
 
 pub use sandpool_testkit::*;

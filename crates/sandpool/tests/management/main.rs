@@ -2,6 +2,7 @@
 //! sandboxes: pools created, scaled, rolled and deleted live; validation; roles.
 
 mod cli;
+mod egress;
 mod harness;
 mod lifecycle;
 mod restart;

@@ -5,7 +5,6 @@
 //! no packet ever leaves the machine. Everything is removed on drop.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -127,7 +126,7 @@ impl TestInternet {
         for net_route in ["198.18.1.0/24", "198.18.2.0/24", "10.250.0.0/24"] {
             ip(&[
                 "route",
-                "add",
+                "replace",
                 net_route,
                 "via",
                 &ROUTER.to_string(),
