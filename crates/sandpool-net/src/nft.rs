@@ -48,7 +48,6 @@ pub fn table(p: &TableParams) -> String {
         "  set private4 {{ type ipv4_addr; flags interval; auto-merge; elements = {{ {} }} }}",
         elements(p.private)
     );
-    let _ = writeln!(s, "  set conns {{ type ipv4_addr; size 65535; flags dynamic; }}");
     let _ = writeln!(s, "  map from_session {{ type ifname : verdict; }}");
     let _ = writeln!(s, "  map to_session {{ type ifname : verdict; }}");
     let _ = writeln!(s, "  map input_session {{ type ifname : verdict; }}");
@@ -144,11 +143,10 @@ pub fn session_rules(tag: &str, uplink: &str, n: &SlotNames, rules: &EgressRules
     let _ = writeln!(s, "{o} ct state established,related counter name tx{k} accept");
     let _ = writeln!(s, "{o} oifname != \"{uplink}\" drop");
     let _ = writeln!(s, "{o} ip daddr @never4 drop");
-    let _ = writeln!(
-        s,
-        "{o} ct state new add @conns {{ ip saddr ct count over {} }} drop",
-        rules.max_connections
-    );
+    // The rule's own connection count: the chain is the session's, so the count is too,
+    // and rewriting the chain applies a new limit. (An element of a shared dynamic set
+    // kept the first limit it was added with: changes never took effect.)
+    let _ = writeln!(s, "{o} ct state new ct count over {} drop", rules.max_connections);
     let _ = writeln!(s, "{o} ip daddr @a{k} counter name tx{k} accept");
     if rules.allow_list {
         let _ = writeln!(

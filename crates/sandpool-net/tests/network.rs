@@ -245,6 +245,29 @@ async fn sessions_reach_exactly_what_their_policy_allows() {
             "{name}: download {down:.2} MiB/s passed a 2 MiB/s limit"
         );
         assert!(up < 3.0, "{name}: upload {up:.2} MiB/s passed a 2 MiB/s limit");
+        // Connection limit: with 3 allowed, 3 of 5 concurrent connections open.
+        let few = EgressConfig {
+            max_connections: 3,
+            ..EgressConfig::default()
+        };
+        manager.update_egress(&id_, &few).await.unwrap();
+        let opened = shell(
+            open.get(),
+            &format!(
+                r#"python3 -c "
+import socket
+held = []
+for _ in range(5):
+    try:
+        held.append(socket.create_connection(('{WEB_ALLOWED}', {SINK_PORT}), timeout=3))
+    except OSError:
+        pass
+print(len(held))
+""#
+            ),
+        )
+        .await;
+        assert_eq!(opened.stdout.trim(), "3", "{name}: connection limit: {opened:?}");
         let live = manager.sample().await.unwrap();
         let (_, sampled) = live.live.iter().find(|(s, _)| *s == id_).expect("sampled");
         assert!(sampled.rx_bytes >= after.rx_bytes + (8 << 20), "{sampled:?}");
