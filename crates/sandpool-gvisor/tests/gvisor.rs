@@ -349,3 +349,76 @@ async fn long_listings_and_stat_work_in_cold_and_restored_sandboxes() {
     restored.destroy().await.unwrap();
     assert!(backend.leftovers().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+#[ignore = "benchmark: prints figures"]
+async fn channel_throughput_bench() {
+    init_tracing();
+    let dir = scratch("gvisor-tput-");
+    let agent = agent_bundle(&dir.path().join("agent"));
+    let image = image(SandboxKind::Shell).await;
+    let backend = backend(&dir.path().join("state")).await;
+    let mut spec = spec("tput-1", SandboxKind::Shell, &image, &agent);
+    spec.limits.data_bytes = 256 << 20;
+    let sandbox = backend.create(&spec, None).await.unwrap();
+    for chunk in [64usize << 10, 1 << 20, 4 << 20] {
+        let total = 32usize << 20;
+        let data = vec![7u8; chunk];
+        let started = Instant::now();
+        for i in 0..total / chunk {
+            let r = sandbox
+                .agent()
+                .call(sandpool_proto::Request::WriteFile {
+                    path: "big.bin".into(),
+                    data: data.clone(),
+                    append: i > 0,
+                })
+                .await
+                .unwrap();
+            assert!(matches!(r, sandpool_proto::Response::Done), "{r:?}");
+        }
+        let took = started.elapsed();
+        eprintln!(
+            "figure: WriteFile 32 MiB in {} KiB chunks: {:.1} MiB/s",
+            chunk >> 10,
+            32.0 / took.as_secs_f64()
+        );
+    }
+    let sink = shell(
+        sandbox.as_ref(),
+        r#"cat > /tmp/sink.py <<'PY'
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 7000)); s.listen(4)
+while True:
+    c, _ = s.accept(); n = 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b: break
+        n += len(b)
+    c.sendall(str(n).encode()); c.close()
+PY
+setsid nohup python3 /tmp/sink.py >/dev/null 2>&1 &
+for i in $(seq 50); do python3 -c "import socket; socket.create_connection(('127.0.0.1', 7000), 1)" 2>/dev/null && echo up && break; sleep 0.1; done"#,
+    )
+    .await;
+    assert!(sink.stdout.contains("up"), "{sink:?}");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..2 {
+        let mut stream = sandbox.agent().connect(7000).await.unwrap();
+        let data = vec![7u8; 1 << 20];
+        let started = Instant::now();
+        for _ in 0..32 {
+            stream.write_all(&data).await.unwrap();
+        }
+        stream.shutdown().await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(answer, (32usize << 20).to_string());
+        eprintln!(
+            "figure: AgentStream 32 MiB upload: {:.1} MiB/s",
+            32.0 / took.as_secs_f64()
+        );
+    }
+    sandbox.destroy().await.unwrap();
+}
