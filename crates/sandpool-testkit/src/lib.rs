@@ -3,6 +3,7 @@
 //! no product crate depends on it.
 
 pub mod internet;
+pub mod serve;
 
 use sandpool_proto::{ExecutionResult, Request, Response, ShellResult};
 use sandpool_sandbox::{AgentRuntime, Limits, NetworkPolicy, Sandbox, SandboxId, SandboxKind, SandboxSpec};

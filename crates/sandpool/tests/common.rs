@@ -2,10 +2,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -90,58 +88,18 @@ fn start_server() -> Server {
     };
     let config = dir.join("config.toml");
     std::fs::write(&config, CONFIG.replace("EXECUTOR_HASH", &hash)).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpool"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .arg("--config")
-        .arg(&config)
-        .env("SANDPOOL_API_KEY", ADMIN_KEY)
-        .env("SANDPOOL_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("server.log")).unwrap(),
-        ));
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    // PR_SET_PDEATHSIG fires when the spawning *thread* exits, so spawn from a thread
-    // that lives as long as the test process.
-    let (child_tx, child_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = child_tx.send(cmd.spawn());
-        loop {
-            std::thread::park();
-        }
-    });
-    let mut child = child_rx.recv().unwrap().expect("starting sandpool serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sandpool ready on ") {
-                let _ = tx.send(rest.trim().to_owned());
-            }
-        }
-    });
     // The first run builds both images (minutes); later runs only restore templates.
-    match rx.recv_timeout(Duration::from_secs(1500)) {
-        Ok(base) => Server {
-            base,
-            data_dir: dir,
-            _child: child,
-        },
-        Err(_) => {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            panic!(
-                "sandpool serve did not become ready; log tail:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
+    let (child, base) = sandpool_testkit::serve::spawn_serve(
+        Path::new(env!("CARGO_BIN_EXE_sandpool")),
+        &dir,
+        &config,
+        ADMIN_KEY,
+        Duration::from_secs(1500),
+    );
+    Server {
+        base,
+        data_dir: dir,
+        _child: child,
     }
 }
 

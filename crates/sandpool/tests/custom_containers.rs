@@ -11,10 +11,9 @@
 #[path = "../../sandpool-registry/tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 use support::image::{Image, Layer};
 use support::push::Pusher;
@@ -261,47 +260,13 @@ fn start_server(config: &str) -> Server {
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("config.toml");
     std::fs::write(&config_path, config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpool"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .arg("--config")
-        .arg(&config_path)
-        .env("SANDPOOL_API_KEY", KEY)
-        .env("SANDPOOL_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("server.log")).unwrap(),
-        ));
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    let (child_tx, child_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = child_tx.send(cmd.spawn());
-        loop {
-            std::thread::park();
-        }
-    });
-    let mut child = child_rx.recv().unwrap().expect("starting sandpool serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sandpool ready on ") {
-                let _ = tx.send(rest.trim().to_owned());
-            }
-        }
-    });
-    let base = rx.recv_timeout(Duration::from_secs(300)).unwrap_or_else(|_| {
-        let _ = child.kill();
-        panic!(
-            "sandpool serve did not become ready; log:\n{}",
-            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
-        )
-    });
+    let (child, base) = sandpool_testkit::serve::spawn_serve(
+        Path::new(env!("CARGO_BIN_EXE_sandpool")),
+        &dir,
+        &config_path,
+        KEY,
+        Duration::from_secs(300),
+    );
     Server { base, dir, child }
 }
 

@@ -3,10 +3,8 @@
 //! openapi.json.
 
 use crate::schema;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -86,49 +84,14 @@ pub fn start(dir: &std::path::Path, config_text: &str) -> Server {
     .to_owned();
     let config = dir.join("config.toml");
     std::fs::write(&config, config_text.replace("METRICS_HASH", &hash)).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sandpool"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .arg("--config")
-        .arg(&config)
-        .env("SANDPOOL_API_KEY", ADMIN_KEY)
-        .env("SANDPOOL_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("server.log")).unwrap(),
-        ));
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    // PR_SET_PDEATHSIG fires when the spawning thread exits: spawn from one that lives on.
-    let (child_tx, child_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = child_tx.send(cmd.spawn());
-        loop {
-            std::thread::park();
-        }
-    });
-    let mut child = child_rx.recv().unwrap().expect("starting sandpool serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sandpool ready on ") {
-                let _ = tx.send(rest.trim().to_owned());
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(1500)) {
-        Ok(base) => Server { base, child },
-        Err(_) => {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-            panic!("sandpool serve did not become ready; log:\n{log}");
-        }
-    }
+    let (child, base) = sandpool_testkit::serve::spawn_serve(
+        std::path::Path::new(env!("CARGO_BIN_EXE_sandpool")),
+        &dir,
+        &config,
+        ADMIN_KEY,
+        Duration::from_secs(1500),
+    );
+    Server { base, child }
 }
 
 pub struct Reply {
