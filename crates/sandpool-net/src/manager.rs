@@ -296,6 +296,13 @@ impl NetworkManager {
     /// Every session's counters in one `nft` call, plus the final counters of sessions
     /// removed since the last call (each reported once).
     pub async fn sample(&self) -> Result<EgressSample, NetError> {
+        if self.inner.sessions.lock().expect("sessions lock").is_empty() {
+            let ended = self.inner.ended.lock().expect("ended lock").drain(..).collect();
+            return Ok(EgressSample {
+                live: Vec::new(),
+                ended,
+            });
+        }
         let table = table_name(&self.inner.tag);
         let out = command::run(
             "nft",
