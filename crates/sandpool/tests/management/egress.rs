@@ -60,15 +60,6 @@ impl Egress {
         assert_eq!(r.status, 200, "{}", r.text());
         r.text()
     }
-
-    fn wait_ready(&self, pool: &str) {
-        wait_for(&format!("pool {pool} ready"), Duration::from_secs(600), || {
-            let v = self.admin("GET", &format!("/sessionPools/{pool}"), None).json();
-            let p = &v["properties"];
-            assert_ne!(p["provisioningState"], "Failed", "{v}");
-            (p["provisioningState"] == "Succeeded" && p["sessionCounts"]["ready"] == 1).then_some(())
-        });
-    }
 }
 
 #[test]
@@ -79,8 +70,8 @@ fn egress_enabled_sessions_reach_the_test_internet_and_their_bytes_are_metered()
     let api = Egress {
         base: server.base.clone(),
     };
-    api.wait_ready("open");
-    api.wait_ready("closed");
+    wait_ready_at(&api.base, "open", 1);
+    wait_ready_at(&api.base, "closed", 1);
     let api_port = server
         .base
         .rsplit(':')

@@ -187,11 +187,22 @@ pub fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T
 /// The pool's resource once its provisioning state is `Succeeded` and it has `ready`
 /// ready sandboxes.
 pub fn wait_ready(pool: &str, ready: u64) -> serde_json::Value {
+    wait_ready_at(&server().base, pool, ready)
+}
+
+/// [`wait_ready`] on the server at `base`.
+pub fn wait_ready_at(base: &str, pool: &str, ready: u64) -> serde_json::Value {
     wait_for(
         &format!("pool {pool} with {ready} ready"),
         Duration::from_secs(600),
         || {
-            let r = admin("GET", &format!("/sessionPools/{pool}"), None);
+            let r = send_to(
+                base,
+                "GET",
+                &format!("/sessionPools/{pool}"),
+                Some(ADMIN_KEY),
+                None,
+            );
             assert_eq!(r.status, 200, "{}", r.text());
             let v = r.json();
             let p = &v["properties"];

@@ -3,7 +3,6 @@
 
 use crate::harness::*;
 use serde_json::json;
-use std::time::Duration;
 
 const CONFIG: &str = r#"
 [[pools]]
@@ -20,14 +19,7 @@ fn api_pools_survive_a_restart() {
     let call = |base: &str, method: &str, path: &str, body: Option<&serde_json::Value>| {
         send_to(base, method, path, Some(ADMIN_KEY), body)
     };
-    let ready = |base: &str| {
-        wait_for("pool kept to be ready", Duration::from_secs(600), || {
-            let v = call(base, "GET", "/sessionPools/kept", None).json();
-            let p = &v["properties"];
-            assert_ne!(p["provisioningState"], "Failed", "{v}");
-            (p["provisioningState"] == "Succeeded" && p["sessionCounts"]["ready"] == 1).then_some(v)
-        })
-    };
+    let ready = |base: &str| wait_ready_at(base, "kept", 1);
     let body = json!({"properties": {
         "containerType": "Shell",
         "scaleConfiguration": {"maxConcurrentSessions": 2, "readySessionInstances": 1},
