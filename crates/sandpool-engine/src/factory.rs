@@ -18,6 +18,8 @@ use tokio::sync::Semaphore;
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 /// Bound on the warm-up request sent to a fresh sandbox.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// `print(1)` cells run in a fresh Python sandbox before it counts as ready (see [`warm_up`]).
+const PYTHON_WARM_UP_ROUNDS: usize = 5;
 
 /// Sandbox starts (restores decompress a checkpoint, boots import libraries) are CPU-bound:
 /// running more at once than there are cores only makes every one of them slower, until
@@ -127,34 +129,50 @@ impl SandboxFactory {
     }
 }
 
-/// Runs one trivial request through the path user requests take (IPython's cell
-/// execution, or a shell), so its first-use cost after a boot or restore (tens of
-/// milliseconds: pages faulted in, caches filled) is paid before the sandbox counts as
-/// ready rather than by the first request of a new session.
+/// Runs a few trivial requests through the path user requests take (IPython's cell
+/// execution with output, or a shell), so their first-use cost after a boot or restore is
+/// paid before the sandbox counts as ready rather than by the first request of a new
+/// session. Measured under gVisor ptrace by `warm-up-bench` (crate `sandpool-conformance`,
+/// figures in BENCHMARKS.md): a session's first `print(1)` after 1.5 s idle took 7.3 ms
+/// p50 / 26.5 ms p95 after one `None` cell, 5.3 / 19.2 ms after one `print(1)`, 4.4 / 9.9
+/// ms after three and 3.5 / 6.9 ms after five, the level of any `print(1)` after an idle
+/// gap. The restored sandbox's address space fills in over the first few cells, and a
+/// cell with output touches more of it than one without.
 async fn warm_up(sandbox: &dyn Sandbox, kind: SandboxKind) -> Result<(), EngineError> {
-    let request = match kind {
-        SandboxKind::Python => Request::Execute {
-            code: "None".into(),
-            timeout_ms: WARM_UP_TIMEOUT.as_millis() as u64,
-        },
-        SandboxKind::Shell => Request::Shell {
-            command: "true".into(),
-            timeout_ms: WARM_UP_TIMEOUT.as_millis() as u64,
-        },
+    let (request, rounds) = match kind {
+        SandboxKind::Python => (
+            Request::Execute {
+                code: "print(1)".into(),
+                timeout_ms: WARM_UP_TIMEOUT.as_millis() as u64,
+            },
+            PYTHON_WARM_UP_ROUNDS,
+        ),
+        SandboxKind::Shell => (
+            Request::Shell {
+                command: "true".into(),
+                timeout_ms: WARM_UP_TIMEOUT.as_millis() as u64,
+            },
+            1,
+        ),
         _ => return Ok(()),
     };
-    match tokio::time::timeout(
-        WARM_UP_TIMEOUT + Duration::from_secs(5),
-        sandbox.agent().call(request),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(EngineError::Internal(format!("warm-up request failed: {e}"))),
-        Err(_) => Err(EngineError::Internal(format!(
-            "warm-up request took longer than {WARM_UP_TIMEOUT:?}"
-        ))),
+    for _ in 0..rounds {
+        match tokio::time::timeout(
+            WARM_UP_TIMEOUT + Duration::from_secs(5),
+            sandbox.agent().call(request.clone()),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(EngineError::Internal(format!("warm-up request failed: {e}"))),
+            Err(_) => {
+                return Err(EngineError::Internal(format!(
+                    "warm-up request took longer than {WARM_UP_TIMEOUT:?}"
+                )))
+            }
+        }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -215,3 +215,41 @@ async fn scale_applies_at_once_and_new_templates_roll_only_ready_sandboxes() {
         "{log:?}"
     );
 }
+
+/// Paused tokio time: it only moves when every task waits for a timer, so the deferral
+/// is observed exactly rather than raced against.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn refills_let_the_triggering_request_run_first_but_never_delay_a_waiting_one() {
+    let backend = Arc::new(FakeBackend::default());
+    let mut spec = PoolSpec::with_defaults("t", ContainerType::Shell);
+    spec.ready_instances = 1;
+    spec.max_concurrent = 5;
+    let store = Arc::new(sandpool_store::Store::open_in_memory().unwrap());
+    let runner = PoolRunner::start(
+        spec,
+        factory(&backend, 256),
+        Arc::new(SystemClock),
+        Recorder::start(store),
+        Arc::new(Metrics::new()),
+    );
+    let counts = |r: &Arc<PoolRunner>| r.lock().core.counts();
+    until("1 ready", || counts(&runner).ready == 1).await;
+    let created = || backend.created.load(Ordering::SeqCst);
+    let before = created();
+
+    let first = Identifier::parse("first-session").unwrap();
+    let _first = runner.acquire(&first, AllocateMode::FailFast).await.unwrap();
+    tokio::time::sleep(REFILL_DEFER / 2).await;
+    assert_eq!(created(), before, "the refill started within the deferral");
+    assert_eq!(counts(&runner).ready, 0);
+
+    let waiting_since = tokio::time::Instant::now();
+    let second = Identifier::parse("second-session").unwrap();
+    let _second = runner.acquire(&second, AllocateMode::FailFast).await.unwrap();
+    assert!(
+        waiting_since.elapsed() < REFILL_DEFER / 2,
+        "a request waiting for a sandbox waited for the deferral ({:?})",
+        waiting_since.elapsed()
+    );
+    assert!(created() > before);
+}

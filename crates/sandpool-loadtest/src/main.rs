@@ -71,7 +71,9 @@ async fn run(args: Args) -> Result<(), BenchError> {
         machine()
     );
     eprintln!("starting sandpool serve…");
-    let config = server::config_toml(args.ready, args.clients);
+    // Phase 5 takes the whole ready set and then allocates one probe identifier, so the
+    // pools hold at least `ready + 1` sessions even when there are fewer clients.
+    let config = server::config_toml(args.ready, args.clients.max(args.ready as usize + 1));
     let mut server =
         tokio::task::block_in_place(|| Server::start(&args.sandpool, &paths::test_data_dir(), &config))?;
     println!("server: {} (data dir {})", server.base, server.data_dir.display());
