@@ -80,8 +80,10 @@ pub(crate) struct Started {
 
 impl SandboxFactory {
     /// Starts the sandbox for `slot` of `pool`: restored from the template when there is
-    /// one, booted otherwise.
-    pub(crate) async fn start(&self, pool: &str, slot: SlotId) -> Result<Started, EngineError> {
+    /// one, booted otherwise. `urgent`: a request waits for it, so the warm-up is one
+    /// round (its health check) rather than the full [`PYTHON_WARM_UP_ROUNDS`]: under
+    /// load each round costs far more than the first-use cost it saves the request.
+    pub(crate) async fn start(&self, pool: &str, slot: SlotId, urgent: bool) -> Result<Started, EngineError> {
         let mut spec = self.base.clone();
         let suffix: u32 = rand::random();
         spec.id = SandboxId::new(format!("sp-{pool}-{}-{suffix:08x}", slot.0))
@@ -96,7 +98,7 @@ impl SandboxFactory {
             .map_err(|_| EngineError::Internal(format!("sandbox start took longer than {START_TIMEOUT:?}")))?
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let sandbox: Arc<dyn Sandbox> = Arc::from(created);
-        if let Err(e) = warm_up(sandbox.as_ref(), spec.kind).await {
+        if let Err(e) = warm_up(sandbox.as_ref(), spec.kind, urgent).await {
             let _ = sandbox.destroy().await;
             return Err(e);
         }
@@ -138,14 +140,14 @@ impl SandboxFactory {
 /// ms after three and 3.5 / 6.9 ms after five, the level of any `print(1)` after an idle
 /// gap. The restored sandbox's address space fills in over the first few cells, and a
 /// cell with output touches more of it than one without.
-async fn warm_up(sandbox: &dyn Sandbox, kind: SandboxKind) -> Result<(), EngineError> {
+async fn warm_up(sandbox: &dyn Sandbox, kind: SandboxKind, urgent: bool) -> Result<(), EngineError> {
     let (request, rounds) = match kind {
         SandboxKind::Python => (
             Request::Execute {
                 code: "print(1)".into(),
                 timeout_ms: WARM_UP_TIMEOUT.as_millis() as u64,
             },
-            PYTHON_WARM_UP_ROUNDS,
+            if urgent { 1 } else { PYTHON_WARM_UP_ROUNDS },
         ),
         SandboxKind::Shell => (
             Request::Shell {

@@ -376,22 +376,24 @@ impl PoolRunner {
         }
     }
 
-    /// Waits [`REFILL_DEFER`] before a start that no request of this pool waits for. A
-    /// waiter registers under the state lock in the same step that asks for its start, so
-    /// that start sees it here and goes at once; a request arriving during a deferral
-    /// gets a start of its own from the core (one per waiting session, within the pool's
-    /// slot cap), so a deferred refill never holds it up.
-    async fn defer_unless_waited_for(&self) {
-        if self.lock().waiters.is_empty() {
-            tokio::time::sleep(REFILL_DEFER).await;
-        }
+    /// Whether a request of this pool waits for a sandbox now. A waiter registers under
+    /// the state lock in the same step that asks for its start, so that start sees it.
+    fn waited_for(&self) -> bool {
+        !self.lock().waiters.is_empty()
     }
 
     async fn start_slot(self: Arc<Self>, slot: SlotId) {
-        self.defer_unless_waited_for().await;
+        // A start nobody waits for (a refill) lets the request that triggered it run
+        // first, then warms up fully; one somebody waits for goes at once with a short
+        // warm-up. A request arriving during a deferral gets a start of its own from the
+        // core (one per waiting session, within the pool's slot cap).
+        let urgent = self.waited_for();
+        if !urgent {
+            tokio::time::sleep(REFILL_DEFER).await;
+        }
         let generation = self.generation.load(Ordering::SeqCst);
         let factory = self.factory.read().expect("factory poisoned").clone();
-        let started = factory.start(&self.name, slot).await;
+        let started = factory.start(&self.name, slot, urgent).await;
         let mut st = self.lock();
         let now = self.millis();
         let actions = match started {
