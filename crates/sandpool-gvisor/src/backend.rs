@@ -55,6 +55,9 @@ pub struct GvisorBackend {
     template_lock: tokio::sync::Mutex<()>,
     /// Session networks of egress-enabled sandboxes; `None` refuses them.
     network: Option<NetworkManager>,
+    /// This runsc can write a checkpoint uncompressed (`checkpoint --compression none`,
+    /// runsc 2024 and later). Restores then map the pages file instead of inflating it.
+    uncompressed_checkpoints: bool,
 }
 
 /// The generous host pids limit: gVisor's own threads (~40 idle) and, on ptrace, the
@@ -63,6 +66,29 @@ pub struct GvisorBackend {
 /// limit is `RLIMIT_NPROC`, which the sandbox kernel enforces per sandbox.
 fn host_pids_limit(max_processes: u32) -> u64 {
     (16 * u64::from(max_processes) + 1024).max(4096)
+}
+
+/// Whether `runsc checkpoint` takes `--compression` (its help lists the flag; runsc
+/// 20221219 has none and always compresses).
+async fn supports_uncompressed_checkpoints(runsc: &Path) -> bool {
+    let help = tokio::process::Command::new(runsc)
+        .args(["help", "checkpoint"])
+        .output()
+        .await;
+    match help {
+        Ok(out) => {
+            checkpoint_help_offers_compression(&String::from_utf8_lossy(&out.stdout))
+                || checkpoint_help_offers_compression(&String::from_utf8_lossy(&out.stderr))
+        }
+        Err(_) => false,
+    }
+}
+
+fn checkpoint_help_offers_compression(help: &str) -> bool {
+    help.lines().any(|l| {
+        let flag = l.trim_start();
+        flag == "-compression" || flag.starts_with("-compression ")
+    }) && help.contains("none")
 }
 
 impl GvisorBackend {
@@ -90,6 +116,7 @@ impl GvisorBackend {
             .next()
             .unwrap_or("")
             .to_string();
+        let uncompressed_checkpoints = supports_uncompressed_checkpoints(&config.runsc).await;
         for sub in ["runsc", "bundles", "templates", "compat"] {
             std::fs::create_dir_all(config.state_dir.join(sub))?;
         }
@@ -128,6 +155,7 @@ impl GvisorBackend {
             state_dir,
             template_lock: tokio::sync::Mutex::new(()),
             network: None,
+            uncompressed_checkpoints,
         })
     }
 
@@ -266,12 +294,12 @@ impl GvisorBackend {
                     Err(_) => return Err(SandboxError::Timeout(WARM_TIMEOUT, "warming the template")),
                 }
             }
-            let args = [
-                "checkpoint".into(),
-                "--image-path".into(),
-                dir.into(),
-                spec.id.as_str().into(),
-            ];
+            let mut args: Vec<std::ffi::OsString> =
+                vec!["checkpoint".into(), "--image-path".into(), dir.into()];
+            if self.uncompressed_checkpoints {
+                args.extend(["--compression".into(), "none".into()]);
+            }
+            args.push(spec.id.as_str().into());
             self.runtime
                 .run("checkpoint the template", &args, CHECKPOINT_TIMEOUT)
                 .await?;
@@ -425,5 +453,22 @@ impl Backend for GvisorBackend {
     async fn remove_leftover(&self, id: &SandboxId) -> Result<(), SandboxError> {
         tracing::info!(sandbox = %id, "removing leftover gVisor sandbox");
         sandpool_oci::remove_leftover(&self.runtime, id, self.bundle(id), self.cgroup(id)?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint_help_offers_compression;
+
+    #[test]
+    fn uncompressed_checkpoints_are_used_only_where_runsc_offers_them() {
+        let runsc_2024 = "checkpoint [flags] <container id> - save current state of container.\n  \
+            -compression value\n    \tcompress checkpoint image on disk. Values: none|flate-best-speed. \
+            (default flate-best-speed)\n  -direct\n    \tuse O_DIRECT for writing checkpoint pages file\n";
+        let runsc_2022 = "checkpoint [flags] <container id> - save current state of container.\n  \
+            -image-path string\n    \tdirectory path to saved container image\n  -leave-running\n";
+        assert!(checkpoint_help_offers_compression(runsc_2024));
+        assert!(!checkpoint_help_offers_compression(runsc_2022));
+        assert!(!checkpoint_help_offers_compression("-compressionist none"));
     }
 }
