@@ -23,6 +23,7 @@ mod proxy;
 pub mod request_id;
 mod results;
 mod sessions;
+mod unread_body;
 mod upload;
 
 pub use auth::{guard, Access, Authenticator, Caller, KeyHash, KeyLookup, Role};
@@ -107,6 +108,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .fallback_service(app)
         .layer(middleware::map_request(normalize_path))
+        .layer(middleware::from_fn(unread_body::close_after_unread_body))
         .layer(middleware::from_fn(request_id::request_id))
 }
 

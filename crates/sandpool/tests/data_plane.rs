@@ -429,3 +429,20 @@ fn a_pool_that_waits_for_capacity_queues_new_identifiers_until_a_session_ends() 
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["result"]["stdout"], "42\n");
 }
+
+/// Refused before their bodies are read, requests must not leave a keep-alive client
+/// with a connection the server has closed: its next request would fail with a broken
+/// pipe (seen with ureq and Python's `requests`). The responses say `Connection: close`.
+#[test]
+fn keep_alive_clients_survive_refused_requests() {
+    for round in 0..60 {
+        for id in ["abc", "bad%20space", "caf%C3%A9"] {
+            let r = post_json(
+                &format!("/pools/python/code/execute?identifier={id}&{OLD}"),
+                &json!({"properties": {"code": "1"}}),
+            );
+            assert_eq!(r.status, 400, "round {round}, {id}: {}", r.text());
+            assert_eq!(r.header("connection"), Some("close"), "round {round}, {id}");
+        }
+    }
+}
