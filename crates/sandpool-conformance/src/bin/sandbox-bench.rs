@@ -4,16 +4,14 @@
 //!
 //! `cargo run --release -p sandpool-conformance --bin sandbox-bench -- [--backend gvisor|runc] [--n N] [--round-trips M] [--idle K]`
 
+use sandpool_conformance::bench::cells::{execute, init_tracing, BoxError};
 use sandpool_conformance::bench::host_agent::HostAgent;
 use sandpool_conformance::bench::pss::{pss_by_process, sandbox_host_pids};
 use sandpool_conformance::bench::stats::{ms, Samples};
 use sandpool_conformance::paths::{self, Profile};
 use sandpool_conformance::{backends, setup, SandboxGuard, TestEnv};
-use sandpool_proto::{ExecutionStatus, Request, Response};
 use sandpool_sandbox::{AgentClient, Backend, Limits, SandboxKind, Template};
 use std::time::{Duration, Instant};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 struct Args {
     backend: String,
@@ -52,12 +50,7 @@ fn parse_args() -> Result<Args, BoxError> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_tracing();
     if let Err(e) = run().await {
         eprintln!("sandbox-bench: {e}");
         std::process::exit(1);
@@ -174,17 +167,6 @@ async fn ready_sandbox(
         execute(guard.agent(), "import numpy, pandas, matplotlib.pyplot").await?;
     }
     Ok(guard)
-}
-
-async fn execute(agent: &AgentClient, code: &str) -> Result<(), BoxError> {
-    let request = Request::Execute {
-        code: code.into(),
-        timeout_ms: 60_000,
-    };
-    match tokio::time::timeout(Duration::from_secs(90), agent.call(request)).await?? {
-        Response::Execution(r) if r.status == ExecutionStatus::Ok => Ok(()),
-        other => Err(format!("{code:?} failed: {other:?}").into()),
-    }
 }
 
 async fn round_trips(agent: &AgentClient, n: usize) -> Result<Samples, BoxError> {

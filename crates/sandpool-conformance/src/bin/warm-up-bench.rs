@@ -9,14 +9,12 @@
 //! a time, runs the warm-up cells, idles `--ready-idle-ms`, then times the first
 //! `print(1)`, then three pairs of (`--gap-ms` idle, `print(1)`, `print(1)` at once).
 
+use sandpool_conformance::bench::cells::{execute, init_tracing, BoxError};
 use sandpool_conformance::bench::stats::{ms, Samples};
 use sandpool_conformance::paths::Profile;
 use sandpool_conformance::{backends, setup, SandboxGuard, CREATE_TIMEOUT};
-use sandpool_proto::{ExecutionStatus, Request, Response};
 use sandpool_sandbox::{AgentClient, Limits, SandboxKind};
 use std::time::{Duration, Instant};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str = "warm-up-bench [--n N] [--ready-idle-ms MS] [--gap-ms MS] [--warm-up CODE:ROUNDS]...";
 
@@ -79,12 +77,7 @@ fn parse_args() -> Result<Args, BoxError> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    init_tracing();
     if let Err(e) = run().await {
         eprintln!("warm-up-bench: {e}");
         std::process::exit(1);
@@ -148,15 +141,4 @@ async fn print_one(agent: &AgentClient) -> Result<Duration, BoxError> {
     let began = Instant::now();
     execute(agent, "print(1)").await?;
     Ok(began.elapsed())
-}
-
-async fn execute(agent: &AgentClient, code: &str) -> Result<(), BoxError> {
-    let request = Request::Execute {
-        code: code.into(),
-        timeout_ms: 60_000,
-    };
-    match tokio::time::timeout(Duration::from_secs(90), agent.call(request)).await?? {
-        Response::Execution(r) if r.status == ExecutionStatus::Ok => Ok(()),
-        other => Err(format!("{code:?} failed: {other:?}").into()),
-    }
 }
