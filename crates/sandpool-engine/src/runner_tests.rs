@@ -144,6 +144,18 @@ fn factory(backend: &Arc<FakeBackend>, memory_mib: u64) -> SandboxFactory {
     }
 }
 
+/// A runner of `spec` on `backend` (256 MiB sandboxes), an in-memory store and the real clock.
+fn start_runner(spec: PoolSpec, backend: &Arc<FakeBackend>) -> Arc<PoolRunner> {
+    let store = Arc::new(sandpool_store::Store::open_in_memory().unwrap());
+    PoolRunner::start(
+        spec,
+        factory(backend, 256),
+        Arc::new(SystemClock),
+        Recorder::start(store),
+        Arc::new(Metrics::new()),
+    )
+}
+
 async fn until(what: &str, mut f: impl FnMut() -> bool) {
     for _ in 0..500 {
         if f() {
@@ -160,14 +172,7 @@ async fn scale_applies_at_once_and_new_templates_roll_only_ready_sandboxes() {
     let mut spec = PoolSpec::with_defaults("t", ContainerType::Shell);
     spec.ready_instances = 2;
     spec.max_concurrent = 5;
-    let store = Arc::new(sandpool_store::Store::open_in_memory().unwrap());
-    let runner = PoolRunner::start(
-        spec.clone(),
-        factory(&backend, 256),
-        Arc::new(SystemClock),
-        Recorder::start(store),
-        Arc::new(Metrics::new()),
-    );
+    let runner = start_runner(spec.clone(), &backend);
     let counts = |r: &Arc<PoolRunner>| r.lock().core.counts();
     until("2 ready", || counts(&runner).ready == 2).await;
 
@@ -224,14 +229,7 @@ async fn refills_let_the_triggering_request_run_first_but_never_delay_a_waiting_
     let mut spec = PoolSpec::with_defaults("t", ContainerType::Shell);
     spec.ready_instances = 1;
     spec.max_concurrent = 5;
-    let store = Arc::new(sandpool_store::Store::open_in_memory().unwrap());
-    let runner = PoolRunner::start(
-        spec,
-        factory(&backend, 256),
-        Arc::new(SystemClock),
-        Recorder::start(store),
-        Arc::new(Metrics::new()),
-    );
+    let runner = start_runner(spec, &backend);
     let counts = |r: &Arc<PoolRunner>| r.lock().core.counts();
     until("1 ready", || counts(&runner).ready == 1).await;
     let created = || backend.created.load(Ordering::SeqCst);

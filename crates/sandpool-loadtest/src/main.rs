@@ -30,12 +30,7 @@ const SETTLE: Duration = Duration::from_millis(500);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    sandpool_conformance::bench::cells::init_tracing();
     let args = match Args::parse(Args::defaults(&paths::workspace_root()), std::env::args().skip(1)) {
         Ok(Some(a)) => a,
         Ok(None) => {
