@@ -9,6 +9,15 @@ map. The first frame the driver sends is ``{"ready": True}``, once IPython is up
 Everything a cell writes to fds 1 and 2 (Python, C extensions, subprocesses) lands in
 unlinked temporary files that are read back after the cell, so user output can never reach
 the channel. Startup errors go to the original stderr.
+
+Python's sys.stdout and sys.stderr are fully buffered and flushed at the end of a cell and
+before the driver forks or starts a subprocess or os.system() command, so output from
+Python and from those commands keeps its order. Bytes written straight to fd 1 or 2
+(os.write, C code) can come before Python output printed earlier in the same cell.
+Under gVisor every system call after a pause costs ~0.1 ms, so the driver keeps them off
+the path from request to reply: a `print(1)` cell costs a read, a write of the output, a
+pread per stream and the write of the reply; resetting the capture files waits until the
+reply has been sent.
 """
 
 import base64
@@ -24,6 +33,7 @@ import tempfile
 import time
 
 MAX_STREAM_BYTES = 16 << 20
+READ_CHUNK = 64 << 10
 MAX_FRAME_BYTES = 64 << 20
 # Replies stay well below the agent's frame limit, leaving room for its own envelope.
 MAX_REPLY_BYTES = 48 << 20
@@ -51,27 +61,29 @@ class Channel:
         self._msgpack = msgpack
         self._read_fd = read_fd
         self._write_fd = write_fd
+        self._buffer = bytearray()
 
-    def _read_exact(self, n):
-        chunks = []
-        while n:
-            chunk = os.read(self._read_fd, min(n, 1 << 20))
+    def _fill(self, n):
+        """Reads until at least n bytes are buffered; False at end of file."""
+        while len(self._buffer) < n:
+            chunk = os.read(self._read_fd, max(n - len(self._buffer), READ_CHUNK))
             if not chunk:
-                return None
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
+                return False
+            self._buffer += chunk
+        return True
 
     def read(self):
-        header = self._read_exact(4)
-        if header is None:
+        # One read usually brings the whole request: every system call a sandbox makes
+        # after a pause costs a wake-up of its kernel (~0.1 ms under gVisor).
+        if not self._fill(4):
             return None
-        (length,) = struct.unpack(">I", header)
+        (length,) = struct.unpack(">I", self._buffer[:4])
         if length > MAX_FRAME_BYTES:
             raise ValueError("request frame of %d bytes is too large" % length)
-        payload = self._read_exact(length)
-        if payload is None:
+        if not self._fill(4 + length):
             return None
+        payload = bytes(self._buffer[4 : 4 + length])
+        del self._buffer[: 4 + length]
         return self._msgpack.unpackb(payload, raw=False)
 
     def write(self, message):
@@ -118,11 +130,16 @@ def mime_bundle(data):
 
 
 class StreamCapture:
-    """Points one standard fd at an unlinked, append-only temp file and reads it back."""
+    """Points one standard fd at an unlinked, append-only temp file and reads it back.
+
+    Reading a cell's output costs one pread when it fits in READ_CHUNK (none of fstat,
+    seek or truncate): the file is emptied by reset(), after the reply has been sent.
+    """
 
     def __init__(self, fd):
         self.fd = fd
         self.file = tempfile.TemporaryFile(prefix="sandpool-out-")
+        self.offset = 0
         flags = fcntl.fcntl(self.file.fileno(), fcntl.F_GETFL)
         fcntl.fcntl(self.file.fileno(), fcntl.F_SETFL, flags | os.O_APPEND)
         self.attach()
@@ -132,17 +149,65 @@ class StreamCapture:
         os.dup2(self.file.fileno(), self.fd)
 
     def take(self):
-        """Everything written since the last call (capped), then empties the file."""
+        """Everything written since the last call (capped at MAX_STREAM_BYTES)."""
         fileno = self.file.fileno()
-        size = os.fstat(fileno).st_size
-        if not size:
-            return ""
-        data = os.pread(fileno, min(size, MAX_STREAM_BYTES), 0)
-        os.ftruncate(fileno, 0)
+        start = self.offset
+        data = os.pread(fileno, READ_CHUNK, start)
+        if len(data) < READ_CHUNK:
+            self.offset += len(data)
+            return data.decode("utf-8", "replace")
+        size = os.fstat(fileno).st_size - start
+        data = os.pread(fileno, min(size, MAX_STREAM_BYTES), start)
+        self.offset = start + size
         text = data.decode("utf-8", "replace")
         if size > MAX_STREAM_BYTES:
             text += "\n[sandpool: output truncated after %d of %d bytes]\n" % (MAX_STREAM_BYTES, size)
         return text
+
+    def reset(self):
+        """Empties the file once its content has been taken, and re-attaches the fd.
+
+        Output a background process writes between take() and this call is lost.
+        """
+        if self.offset:
+            os.ftruncate(self.file.fileno(), 0)
+            self.offset = 0
+        self.attach()
+
+
+def flush_python_streams():
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def flush_before_commands():
+    """Flushes Python's buffered output before anything that writes to fds 1/2 itself."""
+    import subprocess
+
+    os.register_at_fork(before=flush_python_streams)
+    popen_init = subprocess.Popen.__init__
+
+    def init(self, *args, **kwargs):
+        flush_python_streams()
+        popen_init(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = init
+    system = os.system
+
+    def flushed_system(command):
+        flush_python_streams()
+        return system(command)
+
+    os.system = flushed_system
+
+
+def buffered_text(fd):
+    """A fully buffered UTF-8 text stream on fd (flushed by the driver, see the module doc)."""
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(io.BufferedWriter(raw, 1 << 16), encoding="utf-8", errors="backslashreplace")
 
 
 def strip_ansi(text):
@@ -232,18 +297,18 @@ class Driver:
             raise KeyboardInterrupt
 
     def flush_streams(self):
-        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-            try:
-                stream.flush()
-            except Exception:
-                pass
+        flush_python_streams()
+
+    def prepare(self):
+        """Readies the next cell, after a reply has been sent: empties the capture files,
+        undoes redirections of fds 1 and 2 and reinstalls the SIGINT handler."""
+        self.stdout.reset()
+        self.stderr.reset()
+        signal.signal(signal.SIGINT, self.on_sigint)
 
     def execute(self, code):
         shell = self.shell
         shell.sp_result, shell.sp_displays, shell.sp_error = None, [], None
-        self.stdout.attach()
-        self.stderr.attach()
-        signal.signal(signal.SIGINT, self.on_sigint)
         started = time.monotonic()
         interrupted = False
         outcome = None
@@ -332,14 +397,10 @@ def main():
     channel = Channel(read_fd, write_fd)
     shell = make_shell()
     stdout, stderr = StreamCapture(1), StreamCapture(2)
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True
-    )
+    sys.stdout, sys.stderr = buffered_text(1), buffered_text(2)
+    flush_before_commands()
     driver = Driver(shell, stdout, stderr)
-    signal.signal(signal.SIGINT, driver.on_sigint)
+    driver.prepare()
     channel.write({"ready": True, "python": sys.version.split()[0]})
     while True:
         request = channel.read()
@@ -362,6 +423,10 @@ def main():
             log("request failed: %s: %s" % (type(exc).__name__, exc))
             response = {"ok": False, "message": "driver error: %s: %s" % (type(exc).__name__, exc)}
         channel.write(response)
+        try:
+            driver.prepare()
+        except Exception as exc:
+            log("cannot reset the output capture: %s: %s" % (type(exc).__name__, exc))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,13 @@
 //! One Python driver process: spawned with its request pipe on fd 3 and its response pipe on
-//! fd 4, in its own process group; a reader thread turns its frames into events.
+//! fd 4, in its own process group.
 
 use crate::processes::{signal_group, Processes};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,36 +60,23 @@ pub struct DriverError {
     pub traceback: Vec<String>,
 }
 
-/// What the reader thread reports.
-pub enum DriverEvent {
-    /// The driver finished starting up.
-    Ready,
-    Reply(Vec<u8>),
-}
-
-/// Liveness shared with the reader thread, readable without any lock.
-#[derive(Default)]
-pub struct DriverStatus {
-    pub ready: AtomicBool,
-    pub exited: AtomicBool,
-}
-
-/// A running driver process.
+/// A running driver process and its request pipe. Its response pipe is handed to whoever
+/// reads the replies (the supervisor thread).
 pub struct DriverProcess {
     child: Child,
-    to_driver: File,
-    events: Receiver<DriverEvent>,
-    pub status: Arc<DriverStatus>,
-    /// Set by the supervisor once it has consumed [`DriverEvent::Ready`].
-    pub started: bool,
+    to_driver: Arc<File>,
     processes: Arc<Processes>,
     /// How the process ended, once it has been reaped.
     ended: Option<String>,
 }
 
 impl DriverProcess {
-    /// Starts the driver; it becomes ready asynchronously (see [`DriverEvent::Ready`]).
-    pub fn spawn(command: &DriverCommand, processes: &Arc<Processes>) -> std::io::Result<DriverProcess> {
+    /// Starts the driver; returns it and the read end of its response pipe. The first
+    /// frame the driver sends says it is ready.
+    pub fn spawn(
+        command: &DriverCommand,
+        processes: &Arc<Processes>,
+    ) -> std::io::Result<(DriverProcess, File)> {
         let (req_read, req_write) = pipe()?;
         let (resp_read, resp_write) = pipe()?;
         let (req_fd, resp_fd) = (req_read.as_raw_fd(), resp_write.as_raw_fd());
@@ -118,57 +102,23 @@ impl DriverProcess {
         }
         let child = processes.spawn(&mut cmd)?;
         drop((req_read, resp_write));
-        let status = Arc::new(DriverStatus::default());
-        let (tx, events) = mpsc::channel();
-        let reader_status = Arc::clone(&status);
-        let mut from_driver = File::from(resp_read);
-        std::thread::Builder::new()
-            .name("driver-reader".into())
-            .spawn(move || {
-                loop {
-                    match sandpool_proto::read_frame(&mut from_driver) {
-                        Ok(Some(payload)) => {
-                            let event = if reader_status.ready.swap(true, Ordering::SeqCst) {
-                                DriverEvent::Reply(payload)
-                            } else {
-                                DriverEvent::Ready
-                            };
-                            if tx.send(event).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "bad frame from the Python driver");
-                            break;
-                        }
-                    }
-                }
-                reader_status.exited.store(true, Ordering::SeqCst);
-            })?;
-        Ok(DriverProcess {
+        let driver = DriverProcess {
             child,
-            to_driver: File::from(req_write),
-            events,
-            status,
-            started: false,
+            to_driver: Arc::new(File::from(req_write)),
             processes: Arc::clone(processes),
             ended: None,
-        })
+        };
+        Ok((driver, File::from(resp_read)))
     }
 
-    pub fn send(&mut self, request: &DriverRequest<'_>) -> std::io::Result<()> {
-        let frame = sandpool_proto::encode_frame(request).map_err(std::io::Error::other)?;
-        self.to_driver.write_all(&frame)
+    /// The request pipe, for writing one whole frame while the driver waits for it.
+    pub fn requests(&self) -> Arc<File> {
+        Arc::clone(&self.to_driver)
     }
 
-    pub fn recv(&self, timeout: Duration) -> Result<DriverEvent, RecvTimeoutError> {
-        self.events.recv_timeout(timeout)
-    }
-
-    /// True when the process is known to have exited (or closed its channel).
+    /// True when the process is known to have exited (one `wait4` with `WNOHANG`).
     pub fn has_exited(&mut self) -> bool {
-        self.status.exited.load(Ordering::SeqCst) || matches!(self.child.try_wait(), Ok(Some(_)))
+        self.ended.is_some() || matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Signals the driver's whole process group (the driver and what it started).

@@ -7,6 +7,8 @@ pub enum AgentError {
     Config(String),
     #[error("cannot set up the agent channel: {0}")]
     Channel(#[source] std::io::Error),
+    #[error("cannot start the Python driver's supervisor: {0}")]
+    Supervisor(#[source] std::io::Error),
     #[error("agent channel failed: {0}")]
     Frame(#[from] sandpool_proto::FrameError),
 }

@@ -17,6 +17,7 @@ mod config;
 mod driver;
 mod error;
 mod files;
+mod jobs;
 mod outbox;
 mod output;
 mod paths;
@@ -26,6 +27,7 @@ mod shell;
 mod stats;
 mod streams;
 mod supervisor;
+mod wakeups;
 mod workers;
 mod workload;
 

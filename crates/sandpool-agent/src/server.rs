@@ -42,16 +42,19 @@ pub fn serve(
 ) -> Result<(), AgentError> {
     let processes = Arc::new(Processes::default());
     processes.start_reaper();
-    let supervisor = (config.kind == Kind::Python).then(|| {
-        Supervisor::start(
-            DriverCommand {
-                python: config.python.clone(),
-                driver: config.driver.clone(),
-                data_dir: config.data_dir.clone(),
-            },
-            Arc::clone(&processes),
-        )
-    });
+    let supervisor = (config.kind == Kind::Python)
+        .then(|| {
+            Supervisor::start(
+                DriverCommand {
+                    python: config.python.clone(),
+                    driver: config.driver.clone(),
+                    data_dir: config.data_dir.clone(),
+                },
+                Arc::clone(&processes),
+            )
+        })
+        .transpose()
+        .map_err(AgentError::Supervisor)?;
     let writer = Arc::new(Outbox::new(output));
     let workload = config
         .workload
@@ -99,14 +102,38 @@ pub fn serve(
         }
     };
     agent.streams.close_all();
+    if let Some(supervisor) = &agent.supervisor {
+        supervisor.stop();
+    }
     agent.processes.kill_all();
     outcome
 }
 
-/// Applies stream notifications and answers cheap requests inline; everything else gets
-/// its own thread.
+/// Applies stream notifications and answers cheap requests inline, hands requests for the
+/// Python driver to its supervisor (which answers them from its own thread), and runs
+/// everything else on a request thread.
 fn dispatch(agent: &Arc<Agent>, writer: &Arc<Outbox>, id: u64, request: Request) {
+    let respond = {
+        let writer = Arc::clone(writer);
+        move |response| writer.respond(id, response)
+    };
     match request {
+        Request::Execute { code, timeout_ms } => match (python(agent), positive(timeout_ms)) {
+            (Ok(s), Ok(timeout)) => s.execute(&code, timeout, respond),
+            (Err(e), _) | (_, Err(e)) => respond(Response::Error(e)),
+        },
+        Request::Reseed { seed } => match &agent.supervisor {
+            None => respond(Response::Done),
+            Some(s) => s.reseed(&seed, respond),
+        },
+        Request::Warm { modules } => match (&agent.supervisor, modules.is_empty()) {
+            (_, true) => respond(Response::Done),
+            (None, false) => respond(error(
+                ErrorKind::Unsupported,
+                "this sandbox has no Python driver".into(),
+            )),
+            (Some(s), false) => s.warm(&modules, respond),
+        },
         Request::StreamData { stream, data } => agent.streams.data(stream, data),
         Request::StreamCredit { stream, bytes } => agent.streams.credit(stream, bytes),
         Request::StreamShutdown { stream } => agent.streams.shutdown(stream),
@@ -148,18 +175,9 @@ fn handle(agent: &Agent, id: u64, request: Request) -> Response {
             workload: agent.workload.as_ref().map(|w| w.state()),
         }),
         Request::Stats => Response::Stats(stats::collect(&agent.config.data_dir)),
-        Request::Execute { code, timeout_ms } => python(agent)
-            .and_then(|s| s.execute(&code, positive(timeout_ms)?))
-            .map_or_else(Response::Error, Response::Execution),
-        Request::Reseed { seed } => match &agent.supervisor {
-            None => Response::Done,
-            Some(s) => s.reseed(&seed).map_or_else(Response::Error, |()| Response::Done),
-        },
-        Request::Warm { modules } => match (&agent.supervisor, modules.is_empty()) {
-            (_, true) => Response::Done,
-            (None, false) => error(ErrorKind::Unsupported, "this sandbox has no Python driver".into()),
-            (Some(s), false) => s.warm(&modules).map_or_else(Response::Error, |()| Response::Done),
-        },
+        Request::Execute { .. } | Request::Reseed { .. } | Request::Warm { .. } => {
+            unreachable!("driver requests are handed to the supervisor in dispatch")
+        }
         Request::Shell { command, timeout_ms } => positive(timeout_ms)
             .and_then(|t| {
                 let program = shell_program(agent.config.kind)?;

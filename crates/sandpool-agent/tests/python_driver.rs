@@ -4,7 +4,7 @@
 mod common;
 
 use common::{text, Agent};
-use sandpool_proto::{DriverState, ErrorKind, ExecutionStatus, Request, Response};
+use sandpool_proto::{encode_frame, DriverState, Envelope, ErrorKind, ExecutionStatus, Request, Response};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -76,6 +76,14 @@ fn magics_shell_escapes_and_fd_level_output_are_captured() {
     assert_eq!(r.status, ExecutionStatus::Ok, "{r:?}");
     assert!(r.stdout.contains("from-a-subprocess"), "{r:?}");
     assert!(r.stderr.contains("err-side"), "{r:?}");
+
+    // Python's buffered output is flushed before commands write to the same fds.
+    let r = agent.execute(
+        "import subprocess\nprint('one')\n!echo two\nprint('three')\nsubprocess.run(['echo', 'four'])\n\
+         print('five')\nos.system('echo six')\nprint('seven', flush=False)",
+        30_000,
+    );
+    assert_eq!(r.stdout, "one\ntwo\nthree\nfour\nfive\nsix\nseven\n", "{r:?}");
 
     let r = agent.execute("%time sum(range(10))", 30_000);
     assert_eq!(text(&r), "45");
@@ -256,4 +264,83 @@ fn huge_or_redirected_output_does_not_break_the_channel() {
         r.stderr
     );
     assert_eq!(text(&agent.execute("keep", 30_000)), "1");
+}
+
+/// Sends `request` without waiting; returns the receiver of its response.
+fn send(agent: &Agent, id: u64, request: Request) -> std::sync::mpsc::Receiver<Response> {
+    let rx = agent.expect(id);
+    agent.send_raw(&encode_frame(&Envelope { id, body: request }).unwrap());
+    rx
+}
+
+fn answer(rx: &std::sync::mpsc::Receiver<Response>) -> Response {
+    rx.recv_timeout(common::CALL_TIMEOUT).expect("no answer")
+}
+
+#[test]
+fn requests_sent_while_a_cell_runs_wait_their_turn_in_order() {
+    let agent = Agent::python();
+    agent.execute("order = []", 30_000);
+    let slow = send(
+        &agent,
+        1000,
+        Request::Execute {
+            code: "import time; time.sleep(2); order.append('slow')".into(),
+            timeout_ms: 30_000,
+        },
+    );
+    let queued: Vec<_> = (0..5)
+        .map(|i| {
+            let request = Request::Execute {
+                code: format!("order.append({i})"),
+                timeout_ms: 30_000,
+            };
+            send(&agent, 1001 + i, request)
+        })
+        .collect();
+    let reseed = send(&agent, 1010, Request::Reseed { seed: vec![7; 32] });
+    // Health is answered at once, without waiting for the cell.
+    let started = Instant::now();
+    match agent.call(Request::Health) {
+        Response::Health(h) => assert_eq!(h.driver, DriverState::Ready),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "health waited for the cell"
+    );
+    for rx in std::iter::once(&slow).chain(&queued) {
+        assert!(matches!(answer(rx), Response::Execution(r) if r.status == ExecutionStatus::Ok));
+    }
+    assert_eq!(answer(&reseed), Response::Done);
+    assert_eq!(text(&agent.execute("order", 30_000)), "['slow', 0, 1, 2, 3, 4]");
+}
+
+#[test]
+fn large_cells_reach_the_driver_whole() {
+    let agent = Agent::python();
+    // Well past the size the request thread writes itself (the supervisor writes these).
+    let code = format!("blob = '{}'\nlen(blob)", "a".repeat(3 << 20));
+    let r = agent.execute(&code, 60_000);
+    assert_eq!(text(&r), (3 << 20).to_string(), "{r:?}");
+    assert_eq!(text(&agent.execute("blob[:3]", 30_000)), "'aaa'");
+}
+
+#[test]
+fn a_driver_that_dies_between_cells_is_replaced_and_the_next_cell_says_so() {
+    let agent = Agent::python();
+    agent.execute("lost = 1", 30_000);
+    // Kills the driver 0.2 s after this cell has answered.
+    let r = agent.execute(
+        "import os, signal, threading\nthreading.Timer(0.2, os.kill, (os.getpid(), signal.SIGKILL)).start()",
+        30_000,
+    );
+    assert_eq!(r.status, ExecutionStatus::Ok, "{r:?}");
+    std::thread::sleep(Duration::from_millis(600));
+    let r = agent.execute("'fresh'", 60_000);
+    assert_eq!((r.status, text(&r)), (ExecutionStatus::Ok, "'fresh'"));
+    assert!(r.state_lost, "{r:?}");
+    let r = agent.execute("lost", 30_000);
+    assert!(!r.state_lost);
+    assert_eq!(r.error.unwrap().ename, "NameError");
 }

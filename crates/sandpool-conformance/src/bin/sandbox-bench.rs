@@ -1,8 +1,9 @@
 //! `sandbox-bench`: sandbox start (restore and cold boot), `print(1)` round trip in a
 //! warm sandbox next to the same agent and driver on the host, and idle PSS per ready
-//! sandbox with numpy/pandas/matplotlib imported.
+//! sandbox with numpy/pandas/matplotlib imported. Each round trip is also measured with a
+//! `Health` request, which the agent answers without the driver: the channel's share.
 //!
-//! `cargo run --release -p sandpool-conformance --bin sandbox-bench -- [--backend gvisor|runc] [--n N] [--round-trips M] [--idle K]`
+//! `cargo run --release -p sandpool-conformance --bin sandbox-bench -- [--backend gvisor|runc] [--n N] [--round-trips M] [--idle K] [--round-trips-only]`
 
 use sandpool_conformance::bench::cells::{execute, init_tracing, BoxError};
 use sandpool_conformance::bench::host_agent::HostAgent;
@@ -10,6 +11,7 @@ use sandpool_conformance::bench::pss::{pss_by_process, sandbox_host_pids};
 use sandpool_conformance::bench::stats::{ms, Samples};
 use sandpool_conformance::paths::{self, Profile};
 use sandpool_conformance::{backends, setup, SandboxGuard, TestEnv};
+use sandpool_proto::{Request, Response};
 use sandpool_sandbox::{AgentClient, Backend, Limits, SandboxKind, Template};
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,8 @@ struct Args {
     n: usize,
     round_trips: usize,
     idle: usize,
+    /// Skip the start and PSS figures.
+    round_trips_only: bool,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -26,6 +30,7 @@ fn parse_args() -> Result<Args, BoxError> {
         n: 20,
         round_trips: 1000,
         idle: 3,
+        round_trips_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -35,8 +40,11 @@ fn parse_args() -> Result<Args, BoxError> {
             "--n" => args.n = value()?.parse()?,
             "--round-trips" => args.round_trips = value()?.parse()?,
             "--idle" => args.idle = value()?.parse()?,
+            "--round-trips-only" => args.round_trips_only = true,
             "-h" | "--help" => {
-                println!("sandbox-bench [--backend gvisor|runc] [--n N] [--round-trips M] [--idle K]");
+                println!(
+                    "sandbox-bench [--backend gvisor|runc] [--n N] [--round-trips M] [--idle K] [--round-trips-only]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?}").into()),
@@ -71,7 +79,10 @@ async fn run() -> Result<(), BoxError> {
     );
     println!("agent: {}", env.agent.host_dir.join("sandpool-agent").display());
 
-    let template = if backend.supports_checkpoint() {
+    let template = if !backend.supports_checkpoint() {
+        println!("start, restore: not supported by {}", backend.name());
+        None
+    } else {
         eprintln!("building the template…");
         let started = Instant::now();
         let t = env.python_template(&*backend).await;
@@ -79,26 +90,33 @@ async fn run() -> Result<(), BoxError> {
             "template ready (boot + import numpy/pandas/matplotlib + checkpoint; near zero when reused from disk): {}",
             ms(started.elapsed())
         );
-        let restores = time_starts(&*backend, &env, Some(&t), args.n).await?;
-        report("start, restore", &restores, &[50.0, 95.0]);
+        if !args.round_trips_only {
+            let restores = time_starts(&*backend, &env, Some(&t), args.n).await?;
+            report("start, restore", &restores, &[50.0, 95.0]);
+        }
         Some(t)
-    } else {
-        println!("start, restore: not supported by {}", backend.name());
-        None
     };
-    let boots = time_starts(&*backend, &env, None, args.n).await?;
-    report("start, cold boot (agent answers Hello)", &boots, &[50.0, 95.0]);
-    let heavy = time_heavy_boots(&*backend, &env, args.n).await?;
-    report(
-        "start, cold boot + import numpy/pandas/matplotlib",
-        &heavy,
-        &[50.0, 95.0],
-    );
+    if !args.round_trips_only {
+        let boots = time_starts(&*backend, &env, None, args.n).await?;
+        report("start, cold boot (agent answers Hello)", &boots, &[50.0, 95.0]);
+        let heavy = time_heavy_boots(&*backend, &env, args.n).await?;
+        report(
+            "start, cold boot + import numpy/pandas/matplotlib",
+            &heavy,
+            &[50.0, 95.0],
+        );
+    }
 
     let warm = ready_sandbox(&*backend, &env, template.as_ref(), "bench-rt").await?;
-    let in_sandbox = round_trips(warm.agent(), args.round_trips).await?;
+    let in_sandbox = round_trips(warm.agent(), args.round_trips).await;
     warm.destroy().await;
-    report("print(1) round trip, sandboxed", &in_sandbox, &[50.0, 99.0]);
+    let (print_rt, health_rt) = in_sandbox?;
+    report("print(1) round trip, sandboxed", &print_rt, &[50.0, 99.0]);
+    report(
+        "Health round trip (agent only), sandboxed",
+        &health_rt,
+        &[50.0, 99.0],
+    );
 
     let scratch = tempfile::tempdir()?;
     let python = paths::test_python()?;
@@ -111,8 +129,13 @@ async fn run() -> Result<(), BoxError> {
     .await?;
     let on_host = round_trips(&host.client, args.round_trips).await;
     host.stop().await;
-    report("print(1) round trip, host (no sandbox)", &on_host?, &[50.0, 99.0]);
+    let (print_rt, health_rt) = on_host?;
+    report("print(1) round trip, host (no sandbox)", &print_rt, &[50.0, 99.0]);
+    report("Health round trip (agent only), host", &health_rt, &[50.0, 99.0]);
 
+    if args.round_trips_only {
+        return Ok(());
+    }
     idle_pss(&*backend, &env, template.as_ref(), args.idle).await
 }
 
@@ -169,17 +192,30 @@ async fn ready_sandbox(
     Ok(guard)
 }
 
-async fn round_trips(agent: &AgentClient, n: usize) -> Result<Samples, BoxError> {
+/// `print(1)` and `Health` round trips, interleaved so both see the same machine state.
+async fn round_trips(agent: &AgentClient, n: usize) -> Result<(Samples, Samples), BoxError> {
     for _ in 0..20 {
         execute(agent, "print(1)").await?;
+        health(agent).await?;
     }
-    let mut samples = Vec::with_capacity(n);
+    let mut prints = Vec::with_capacity(n);
+    let mut healths = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
         execute(agent, "print(1)").await?;
-        samples.push(started.elapsed());
+        prints.push(started.elapsed());
+        let started = Instant::now();
+        health(agent).await?;
+        healths.push(started.elapsed());
     }
-    Ok(Samples::new(samples))
+    Ok((Samples::new(prints), Samples::new(healths)))
+}
+
+async fn health(agent: &AgentClient) -> Result<(), BoxError> {
+    match tokio::time::timeout(Duration::from_secs(30), agent.call(Request::Health)).await?? {
+        Response::Health(_) => Ok(()),
+        other => Err(format!("Health failed: {other:?}").into()),
+    }
 }
 
 async fn idle_pss(
