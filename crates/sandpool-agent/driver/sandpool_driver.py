@@ -34,6 +34,8 @@ import time
 
 MAX_STREAM_BYTES = 16 << 20
 READ_CHUNK = 64 << 10
+# Capture files are emptied once this much has been read from them.
+TRUNCATE_AFTER = 1 << 20
 MAX_FRAME_BYTES = 64 << 20
 # Replies stay well below the agent's frame limit, leaving room for its own envelope.
 MAX_REPLY_BYTES = 48 << 20
@@ -133,7 +135,8 @@ class StreamCapture:
     """Points one standard fd at an unlinked, append-only temp file and reads it back.
 
     Reading a cell's output costs one pread when it fits in READ_CHUNK (none of fstat,
-    seek or truncate): the file is emptied by reset(), after the reply has been sent.
+    seek or truncate): reads continue from where the last one ended, and reset() empties
+    the file, after the reply has been sent, once TRUNCATE_AFTER bytes have been read.
     """
 
     def __init__(self, fd):
@@ -165,11 +168,11 @@ class StreamCapture:
         return text
 
     def reset(self):
-        """Empties the file once its content has been taken, and re-attaches the fd.
+        """Re-attaches the fd, and empties the file if enough has been read from it.
 
-        Output a background process writes between take() and this call is lost.
+        Output a background process writes between take() and an emptying is lost.
         """
-        if self.offset:
+        if self.offset >= TRUNCATE_AFTER:
             os.ftruncate(self.file.fileno(), 0)
             self.offset = 0
         self.attach()
@@ -202,6 +205,16 @@ def flush_before_commands():
         return system(command)
 
     os.system = flushed_system
+
+
+def freeze_heap():
+    """Moves every object alive now (IPython, imported libraries) out of the cyclic garbage
+    collector's reach: a full collection then scans only what cells created, instead of
+    pausing a cell for tens of milliseconds."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def buffered_text(fd):
@@ -301,10 +314,12 @@ class Driver:
 
     def prepare(self):
         """Readies the next cell, after a reply has been sent: empties the capture files,
-        undoes redirections of fds 1 and 2 and reinstalls the SIGINT handler."""
+        undoes redirections of fds 1 and 2 and reinstalls the SIGINT handler if a cell
+        replaced it."""
         self.stdout.reset()
         self.stderr.reset()
-        signal.signal(signal.SIGINT, self.on_sigint)
+        if signal.getsignal(signal.SIGINT) != self.on_sigint:
+            signal.signal(signal.SIGINT, self.on_sigint)
 
     def execute(self, code):
         shell = self.shell
@@ -366,6 +381,7 @@ class Driver:
         self.flush_streams()
         self.stdout.take()
         self.stderr.take()
+        freeze_heap()
         if failed:
             return {"ok": False, "message": "cannot import " + ", ".join(failed)}
         return {"ok": True}
@@ -401,6 +417,7 @@ def main():
     flush_before_commands()
     driver = Driver(shell, stdout, stderr)
     driver.prepare()
+    freeze_heap()
     channel.write({"ready": True, "python": sys.version.split()[0]})
     while True:
         request = channel.read()

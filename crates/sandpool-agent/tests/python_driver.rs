@@ -184,10 +184,21 @@ fn warm_imports_modules_and_reports_missing_ones() {
             modules: m.iter().map(|s| s.to_string()).collect(),
         })
     };
+    let frozen = "import gc; gc.get_freeze_count()";
+    let at_start: u64 = text(&agent.execute(frozen, 30_000)).parse().unwrap();
+    assert!(
+        at_start > 1000,
+        "IPython's objects are frozen at start: {at_start}"
+    );
     assert_eq!(warm(&["json", "matplotlib"]), Response::Done);
     assert_eq!(
         text(&agent.execute("import sys; 'matplotlib.pyplot' in sys.modules", 30_000)),
         "True"
+    );
+    let after_warm: u64 = text(&agent.execute(frozen, 30_000)).parse().unwrap();
+    assert!(
+        after_warm > at_start,
+        "warmed modules are frozen too: {after_warm}"
     );
     match warm(&["no_such_module_xyz"]) {
         Response::Error(e) => assert_eq!(e.kind, ErrorKind::NotFound),

@@ -123,8 +123,12 @@ async fn a_sandbox_runs_as_the_sandbox_user_and_leaves_nothing_behind() {
     );
     let stats = sandbox.stats().await.unwrap();
     assert!(stats.memory_bytes > 0 && stats.host_pids > 0, "{stats:?}");
-    // Started unthrottled, limited once up.
+    // Started unthrottled, limited once up, with a burst allowance of one period's quota
+    // (where the kernel has one).
     assert_eq!(cpu_quota("life-1"), Some(100_000));
+    if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.cfs_burst_us").exists() {
+        assert_eq!(sandpool_testkit::cpu_burst("life-1"), Some(100_000));
+    }
 
     assert_eq!(backend.leftovers().await.unwrap(), vec![spec.id.clone()]);
     assert!(!cgroup_dirs("life-1").is_empty());

@@ -151,9 +151,19 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
 
 /// The CFS quota (`cpu.cfs_quota_us`) of sandbox `id`'s cpu cgroup.
 pub fn cpu_quota(id: &str) -> Option<i64> {
+    cpu_setting(id, "cpu.cfs_quota_us")
+}
+
+/// The CFS burst allowance (`cpu.cfs_burst_us`) of sandbox `id`'s cpu cgroup; `None` also
+/// on kernels without it (before 5.14).
+pub fn cpu_burst(id: &str) -> Option<i64> {
+    cpu_setting(id, "cpu.cfs_burst_us")
+}
+
+fn cpu_setting(id: &str, file: &str) -> Option<i64> {
     cgroup_dirs(id)
         .iter()
-        .filter_map(|dir| std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).ok())
+        .filter_map(|dir| std::fs::read_to_string(dir.join(file)).ok())
         .find_map(|text| text.trim().parse().ok())
 }
 
