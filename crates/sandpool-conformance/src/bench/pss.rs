@@ -1,6 +1,10 @@
 //! Proportional set size of a sandbox's host processes: every process whose command
 //! line names the sandbox id (the runtime's sandbox, gofer and monitor processes) and
-//! all their descendants, summed from `/proc/<pid>/smaps_rollup`.
+//! all their descendants, summed from `/proc/<pid>/smaps_rollup` once per address space.
+//!
+//! Processes can share one address space without being threads of one process: gVisor's
+//! systrap stubs are clones with `CLONE_VM`, three per sandbox process here, and each
+//! reports the whole PSS of the memory they share. Counting each would add it three times.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -44,21 +48,70 @@ pub fn sandbox_host_pids(id: &str) -> BTreeSet<u32> {
     }
 }
 
-/// PSS in bytes of each of `pids` with its command name; processes that exited
-/// meanwhile are left out.
-pub fn pss_by_process(pids: &BTreeSet<u32>) -> Vec<(u32, String, u64)> {
-    pids.iter()
-        .filter_map(|&pid| {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            Some((pid, comm.trim().to_string(), parse_pss_kib(&text)? * 1024))
-        })
-        .collect()
+/// One host process's share of memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessPss {
+    pub pid: u32,
+    pub comm: String,
+    pub pss_bytes: u64,
+    /// An earlier process of the list with the same address space: this one's PSS is
+    /// that one's and is not counted again.
+    pub shares_memory_with: Option<u32>,
 }
 
-/// Sum of PSS over `pids`, in bytes.
-pub fn total_pss_bytes(pids: &BTreeSet<u32>) -> u64 {
-    pss_by_process(pids).iter().map(|(_, _, bytes)| bytes).sum()
+/// PSS of each of `pids` with its command name, marking processes that share an address
+/// space with an earlier one; processes that exited meanwhile are left out.
+pub fn pss_by_process(pids: &BTreeSet<u32>) -> Vec<ProcessPss> {
+    let mut out: Vec<ProcessPss> = Vec::new();
+    for &pid in pids {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else {
+            continue;
+        };
+        let Some(kib) = parse_pss_kib(&text) else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let shares_memory_with = out
+            .iter()
+            .filter(|p| p.shares_memory_with.is_none())
+            .find(|p| same_address_space(p.pid, pid))
+            .map(|p| p.pid);
+        out.push(ProcessPss {
+            pid,
+            comm: comm.trim().to_string(),
+            pss_bytes: kib * 1024,
+            shares_memory_with,
+        });
+    }
+    out
+}
+
+/// Sum of PSS over `processes`, each address space once, in bytes.
+pub fn total_pss_bytes(processes: &[ProcessPss]) -> u64 {
+    processes
+        .iter()
+        .filter(|p| p.shares_memory_with.is_none())
+        .map(|p| p.pss_bytes)
+        .sum()
+}
+
+/// `kcmp(2)`'s "same virtual memory" comparison.
+const KCMP_VM: libc::c_long = 1;
+
+/// True when the two processes share one address space (`kcmp` with `KCMP_VM`).
+fn same_address_space(a: u32, b: u32) -> bool {
+    // SAFETY: kcmp only compares kernel objects of two pids; no memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            a as libc::c_long,
+            b as libc::c_long,
+            KCMP_VM,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    rc == 0
 }
 
 /// The `Pss:` line of an smaps_rollup, in KiB.
@@ -89,6 +142,23 @@ pub fn cmdline_names(cmdline: &[u8], id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_address_space_counts_once() {
+        let p = |pid, pss_bytes, shares_memory_with| ProcessPss {
+            pid,
+            comm: "exe".into(),
+            pss_bytes,
+            shares_memory_with,
+        };
+        let list = [
+            p(1, 100, None),
+            p(2, 40, None),
+            p(3, 40, Some(2)),
+            p(4, 40, Some(2)),
+        ];
+        assert_eq!(total_pss_bytes(&list), 140);
+    }
 
     #[test]
     fn parses_pss_from_smaps_rollup() {

@@ -7,7 +7,7 @@
 
 use sandpool_conformance::bench::cells::{execute, init_tracing, BoxError};
 use sandpool_conformance::bench::host_agent::HostAgent;
-use sandpool_conformance::bench::pss::{pss_by_process, sandbox_host_pids};
+use sandpool_conformance::bench::pss::{pss_by_process, sandbox_host_pids, total_pss_bytes};
 use sandpool_conformance::bench::stats::{ms, Samples};
 use sandpool_conformance::paths::{self, Profile};
 use sandpool_conformance::{backends, setup, SandboxGuard, TestEnv};
@@ -240,10 +240,13 @@ async fn idle_pss(
             return Err(format!("no host processes found for {}", guard.sandbox().id()).into());
         }
         let parts = pss_by_process(&pids);
-        let pss: u64 = parts.iter().map(|(_, _, bytes)| bytes).sum();
+        let pss = total_pss_bytes(&parts);
         let breakdown: Vec<String> = parts
             .iter()
-            .map(|(pid, comm, b)| format!("{comm}[{pid}] {}", mib(*b)))
+            .map(|p| match p.shares_memory_with {
+                None => format!("{}[{}] {}", p.comm, p.pid, mib(p.pss_bytes)),
+                Some(other) => format!("({}[{}] shares [{other}]'s memory)", p.comm, p.pid),
+            })
             .collect();
         println!(
             "idle PSS of {}: {} = {}",
