@@ -25,8 +25,10 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const RESEED_TIMEOUT: Duration = Duration::from_secs(30);
 const WARM_TIMEOUT: Duration = Duration::from_secs(600);
 /// Requests up to this size are written by the submitting thread: an idle driver's request
-/// pipe is empty and holds at least this much, so the write cannot block.
-const DIRECT_WRITE_MAX: usize = 32 << 10;
+/// pipe is empty and every pipe holds at least one page (Linux shrinks new pipes to one
+/// page when a user has too many), so the write cannot block that thread even if the
+/// driver has just died and a process it forked holds the pipe open.
+const DIRECT_WRITE_MAX: usize = 4 << 10;
 
 /// Owner of the (at most one) Python driver of this sandbox.
 pub struct Supervisor {
