@@ -116,6 +116,18 @@ impl DriverProcess {
         Arc::clone(&self.to_driver)
     }
 
+    /// Bytes written to the request pipe that the driver has not read (`FIONREAD`, which
+    /// Linux and gVisor answer on either end of a pipe); 0 if that cannot be told.
+    pub fn unread_request_bytes(&self) -> usize {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through the valid pointer.
+        let rc = unsafe { libc::ioctl(self.to_driver.as_raw_fd(), libc::FIONREAD, &mut unread) };
+        if rc < 0 {
+            return 0;
+        }
+        usize::try_from(unread).unwrap_or(0)
+    }
+
     /// True when the process is known to have exited (one `wait4` with `WNOHANG`).
     pub fn has_exited(&mut self) -> bool {
         self.ended.is_some() || matches!(self.child.try_wait(), Ok(Some(_)))

@@ -4,6 +4,7 @@
 
 use crate::driver::DriverReply;
 use sandpool_proto::{AgentError, ErrorKind, ExecutionError, ExecutionResult, ExecutionStatus, Response};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Sends the response to the request a job came from.
@@ -21,15 +22,20 @@ pub enum JobKind {
 
 /// A request waiting for (or being run by) the driver.
 pub struct Job {
-    /// The whole frame to write to the driver.
-    pub frame: Vec<u8>,
+    /// The whole frame to write to the driver (shared with the writer, so a job the
+    /// driver never read can be sent again).
+    pub frame: Arc<Vec<u8>>,
     kind: JobKind,
     respond: Respond,
 }
 
 impl Job {
     pub fn new(frame: Vec<u8>, kind: JobKind, respond: Respond) -> Job {
-        Job { frame, kind, respond }
+        Job {
+            frame: Arc::new(frame),
+            kind,
+            respond,
+        }
     }
 
     pub fn is_execute(&self) -> bool {
@@ -62,12 +68,12 @@ pub struct Current {
 
 impl Current {
     /// Starts `job` now; returns it and the frame to write.
-    pub fn start(mut job: Job, lost_before: bool) -> (Current, Vec<u8>) {
+    pub fn start(job: Job, lost_before: bool) -> (Current, Arc<Vec<u8>>) {
         let started = Instant::now();
         let timeout = match job.kind {
             JobKind::Execute { timeout } | JobKind::Call { timeout, .. } => timeout,
         };
-        let frame = std::mem::take(&mut job.frame);
+        let frame = Arc::clone(&job.frame);
         let current = Current {
             job,
             started,
@@ -108,6 +114,12 @@ impl Current {
             },
         };
         (self.job, response)
+    }
+
+    /// The driver ended without reading the job: it goes back to the queue, and its
+    /// result will say that the state was lost.
+    pub fn unread(self) -> Job {
+        self.job
     }
 
     /// The driver died while running the job (`how` it ended).
@@ -245,7 +257,7 @@ mod tests {
             timeout: Duration::from_secs(2),
         });
         let (mut current, frame) = Current::start(j, false);
-        assert_eq!(frame, b"frame");
+        assert_eq!(frame.as_slice(), b"frame");
         let now = current.deadline;
         assert_eq!(current.expired(now), Outcome::Interrupt);
         assert_eq!(current.deadline, now + crate::driver::INTERRUPT_GRACE);

@@ -71,7 +71,7 @@ enum Phase {
 }
 
 /// A frame to write to the driver outside the state lock.
-type Outgoing = (Arc<File>, Vec<u8>);
+type Outgoing = (Arc<File>, Arc<Vec<u8>>);
 /// Responses to send once the state lock is released.
 type Replies = Vec<(Job, Response)>;
 
@@ -359,6 +359,10 @@ impl Shared {
 
     /// The driver's pipe ended: it died (or closed its channel, and is killed).
     fn on_exit(&self, state: &mut State) -> Replies {
+        let unread = state
+            .driver
+            .as_ref()
+            .map_or(0, DriverProcess::unread_request_bytes);
         let how = state
             .driver
             .take()
@@ -376,6 +380,15 @@ impl Shared {
                 tracing::warn!(ended = %how, "Python driver had exited; restarting it");
                 state.lost = true;
                 state.respawn = true;
+                Vec::new()
+            }
+            // Written to a driver that had already died between requests (the request
+            // thread does not check first): the request never ran, so the next driver runs it.
+            Phase::Busy(current) if unread > 0 => {
+                tracing::warn!(ended = %how, "Python driver had exited; restarting it for the waiting request");
+                state.lost = true;
+                state.respawn = true;
+                state.queue.push_front(current.unread());
                 Vec::new()
             }
             Phase::Busy(current) => {

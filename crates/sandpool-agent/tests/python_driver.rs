@@ -355,3 +355,34 @@ fn a_driver_that_dies_between_cells_is_replaced_and_the_next_cell_says_so() {
     assert!(!r.state_lost);
     assert_eq!(r.error.unwrap().ename, "NameError");
 }
+
+#[test]
+fn a_request_written_to_a_driver_that_already_died_runs_on_the_next_one() {
+    let agent = Agent::python();
+    agent.execute("lost = 1", 30_000);
+    let pid: i32 = text(&agent.execute("import os; os.getpid()", 30_000))
+        .parse()
+        .unwrap();
+    // Stopped, the driver cannot read the next request; killed, it never will.
+    // SAFETY: signals a process this test's agent started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let pending = send(
+        &agent,
+        2000,
+        Request::Execute {
+            code: "'ran'".into(),
+            timeout_ms: 60_000,
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    match answer(&pending) {
+        Response::Execution(r) => {
+            assert_eq!((r.status, text(&r)), (ExecutionStatus::Ok, "'ran'"), "{r:?}");
+            assert!(r.state_lost, "{r:?}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(agent.execute("lost", 30_000).error.unwrap().ename, "NameError");
+}
