@@ -299,8 +299,10 @@ impl Shared {
 
     /// Sends the next queued job to an idle driver: returns the frame to write. With
     /// `check_exit` a driver that has exited is not written to (a process it forked may
-    /// still hold its pipes open); the request thread skips that system call, and such a
-    /// job then ends at its deadline.
+    /// still hold its pipes open). The request thread skips that system call: a request
+    /// it wrote to a dead driver is found unread when the pipe closes and runs on the next
+    /// driver ([`Shared::on_exit`]), or, while a forked process keeps the pipe open, ends
+    /// at its deadline.
     fn start_next(&self, state: &mut State, check_exit: bool) -> Option<Outgoing> {
         if !matches!(state.phase, Phase::Idle) || state.queue.is_empty() {
             return None;
