@@ -45,7 +45,7 @@ impl Config {
     }
 
     /// Like [`Config::from_env`], also accepting `SANDPOOL_KIND=custom`, whose workload
-    /// argv is everything after a `--` in `args` (the agent's arguments, without argv[0]).
+    /// argv is everything after a `--` in `args` (the agent's arguments, without `argv[0]`).
     pub fn from_env_and_args(args: impl IntoIterator<Item = OsString>) -> Result<Config, AgentError> {
         let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
         let kind = match std::env::var("SANDPOOL_KIND").as_deref() {
