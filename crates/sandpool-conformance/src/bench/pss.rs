@@ -187,8 +187,17 @@ mod tests {
             .arg("30")
             .spawn()
             .expect("spawn sleep");
-        // The test process itself is excluded, so ask for the sleep by its argument.
-        let pids = sandbox_host_pids("30");
+        // The test process itself is excluded, so ask for the sleep by its argument. Right
+        // after spawn returns the child may not show its new command line yet (the parent
+        // of a vfork-style spawn resumes before exec has set it up), so look a few times.
+        let mut pids = BTreeSet::new();
+        for _ in 0..100 {
+            pids = sandbox_host_pids("30");
+            if pids.contains(&child.id()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert!(pids.contains(&child.id()), "{pids:?}");
