@@ -309,9 +309,6 @@ class Driver:
         if self.executing:
             raise KeyboardInterrupt
 
-    def flush_streams(self):
-        flush_python_streams()
-
     def prepare(self):
         """Readies the next cell, after a reply has been sent: empties the capture files,
         undoes redirections of fds 1 and 2 and reinstalls the SIGINT handler if a cell
@@ -336,7 +333,7 @@ class Driver:
         except KeyboardInterrupt:
             interrupted = True
         duration_ms = int((time.monotonic() - started) * 1000)
-        self.flush_streams()
+        flush_python_streams()
         error = shell.sp_error
         if error is None and outcome is not None and not outcome.success:
             exc = outcome.error_before_exec or outcome.error_in_exec
@@ -378,7 +375,7 @@ class Driver:
                     self.shell.run_line_magic("matplotlib", "inline")
             except Exception as exc:
                 failed.append("%s (%s: %s)" % (name, type(exc).__name__, exc))
-        self.flush_streams()
+        flush_python_streams()
         self.stdout.take()
         self.stderr.take()
         freeze_heap()
@@ -426,7 +423,7 @@ def main():
         try:
             response = driver.handle(request)
         except KeyboardInterrupt:
-            driver.flush_streams()
+            flush_python_streams()
             response = {
                 "status": "interrupted",
                 "stdout": stdout.take(),

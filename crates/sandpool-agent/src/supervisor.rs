@@ -309,15 +309,10 @@ impl Shared {
         }
         let driver = state.driver.as_mut()?;
         if check_exit && driver.has_exited() {
-            // Died between requests: restart it and keep the job for the next driver.
-            let how = state
-                .driver
-                .take()
-                .map_or_else(|| "unknown".into(), DriverProcess::kill);
-            tracing::warn!(ended = %how, "Python driver had exited; restarting it");
-            state.phase = Phase::Down;
-            state.lost = true;
-            state.respawn = true;
+            // Died between requests: handled as if its pipe had closed (restarted, the job
+            // kept for the next driver); an idle driver's death answers nobody.
+            let replies = self.on_exit(state);
+            debug_assert!(replies.is_empty());
             return None;
         }
         let requests = driver.requests();
