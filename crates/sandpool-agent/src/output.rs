@@ -21,12 +21,12 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Starts draining `reader` until end of stream.
-    pub fn start(mut reader: impl Read + Send + 'static, limit: usize) -> Collector {
+    /// Starts draining `reader` until end of stream; fails if no thread can be started.
+    pub fn start(mut reader: impl Read + Send + 'static, limit: usize) -> std::io::Result<Collector> {
         let buffer = Arc::new(Mutex::new(Buffer::default()));
         let (tx, done) = mpsc::channel();
         let shared = Arc::clone(&buffer);
-        std::thread::spawn(move || {
+        std::thread::Builder::new().name("output".into()).spawn(move || {
             let mut chunk = vec![0u8; 64 << 10];
             loop {
                 match reader.read(&mut chunk) {
@@ -42,8 +42,8 @@ impl Collector {
                 }
             }
             let _ = tx.send(());
-        });
-        Collector { buffer, done }
+        })?;
+        Ok(Collector { buffer, done })
     }
 
     /// Waits up to `grace` for the stream to end (a background process may hold it open),
@@ -75,14 +75,14 @@ mod tests {
 
     #[test]
     fn output_beyond_the_limit_is_dropped_with_a_note() {
-        let c = Collector::start(std::io::Cursor::new(vec![b'a'; 100]), 10);
+        let c = Collector::start(std::io::Cursor::new(vec![b'a'; 100]), 10).unwrap();
         let text = c.finish(Duration::from_secs(5));
         assert!(text.starts_with("aaaaaaaaaa\n[sandpool: output truncated after 10 of 100 bytes]"));
     }
 
     #[test]
     fn short_output_is_kept_whole() {
-        let c = Collector::start(std::io::Cursor::new(b"hi\n".to_vec()), 10);
+        let c = Collector::start(std::io::Cursor::new(b"hi\n".to_vec()), 10).unwrap();
         assert_eq!(c.finish(Duration::from_secs(5)), "hi\n");
     }
 }

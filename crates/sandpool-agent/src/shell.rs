@@ -6,7 +6,7 @@ use crate::processes::{signal_group, Processes};
 use sandpool_proto::{AgentError, ErrorKind, Response, ShellResult};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -27,25 +27,45 @@ pub fn run(
     timeout: Duration,
 ) -> Result<Response, AgentError> {
     let started = Instant::now();
+    // Every thread this needs exists before the command starts: a fork bomb can exhaust
+    // the process limit (threads count) within milliseconds, and a thread that could not
+    // be started afterwards would leave the request unanswered.
+    let unavailable = |what: &str, e: std::io::Error| AgentError {
+        kind: ErrorKind::Internal,
+        message: format!("cannot {what} for the command: {e}"),
+    };
+    let (out_read, out_write) = std::io::pipe().map_err(|e| unavailable("create a pipe", e))?;
+    let (err_read, err_write) = std::io::pipe().map_err(|e| unavailable("create a pipe", e))?;
+    let stdout =
+        Collector::start(out_read, MAX_STREAM_BYTES).map_err(|e| unavailable("start a thread", e))?;
+    let stderr =
+        Collector::start(err_read, MAX_STREAM_BYTES).map_err(|e| unavailable("start a thread", e))?;
+    let (child_tx, child_rx) = mpsc::channel::<Child>();
+    let (tx, exited) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("shell-wait".into())
+        .spawn(move || {
+            if let Ok(mut child) = child_rx.recv() {
+                let _ = tx.send(child.wait());
+            }
+        })
+        .map_err(|e| unavailable("start a thread", e))?;
     let mut cmd = Command::new(program);
     cmd.arg("-c")
         .arg(command)
         .current_dir(data_dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(out_write)
+        .stderr(err_write)
         .process_group(0);
-    let mut child = processes.spawn(&mut cmd).map_err(|e| AgentError {
+    let child = processes.spawn(&mut cmd).map_err(|e| AgentError {
         kind: ErrorKind::Internal,
         message: format!("cannot start {}: {e}", program.display()),
     })?;
+    // Closes this process's copies of the pipes' write ends, so the collectors see the end.
+    drop(cmd);
     let pid = child.id() as i32;
-    let stdout = Collector::start(child.stdout.take().expect("stdout is piped"), MAX_STREAM_BYTES);
-    let stderr = Collector::start(child.stderr.take().expect("stderr is piped"), MAX_STREAM_BYTES);
-    let (tx, exited) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
+    let _ = child_tx.send(child);
     let (status, timed_out) = match exited.recv_timeout(timeout) {
         Ok(status) => (status, false),
         Err(_) => {
