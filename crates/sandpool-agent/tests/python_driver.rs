@@ -366,6 +366,22 @@ fn a_request_written_to_a_driver_that_already_died_runs_on_the_next_one() {
     // Stopped, the driver cannot read the next request; killed, it never will.
     // SAFETY: signals a process this test's agent started.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // The signal is asynchronous: until the driver is in state T it may still read.
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .map(|rest| rest.trim_start().starts_with('T'))
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stopped() {
+        assert!(Instant::now() < deadline, "the driver did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let pending = send(
         &agent,
         2000,
